@@ -1,0 +1,411 @@
+"""``ivif-bag fuse``: run the fusion core over a bag offline (no DDS) into a new bag.
+
+Two passes over the input. The first reads only the header stamps (straight from the CDR bytes)
+and pairs thermal and RGB frames one-to-one by nearest stamp within the slop. The second decodes
+each pair once both halves have been read, fuses it with ``FusionPipeline`` and writes the fused
+image, the weight map (32FC1) and optionally its colour rendering, stamped like the RGB frame.
+Memory stays bounded by the thermal/RGB offset, not by the bag size.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivif_ros.ros.conversions import ConversionError, array_to_image, to_bgr
+
+from .errors import BagError
+from .reader import decode_image
+from .storage import (
+    IMAGE_TYPE,
+    bag_writer,
+    default_qos,
+    header_stamp_ns,
+    iter_messages,
+    normalize_topic,
+    open_bag,
+    require_topics,
+    topic_stats,
+    typestore,
+)
+
+__all__ = ["FuseOptions", "FuseSummary", "fuse_bag", "pair_by_stamp"]
+
+_STAGES = ("prepare", "enhance", "detect", "weights", "fuse")
+
+
+@dataclass(frozen=True)
+class FuseOptions:
+    """Topics, pairing and pipeline settings of ``fuse_bag``.
+
+    Attributes:
+        thermal_topic: Input thermal image topic.
+        rgb_topic: Input RGB image topic.
+        slop_ms: Largest stamp difference of a pair.
+        fused_topic: Output fused image topic (bgr8, or mono8 for a gray visible camera).
+        weights_topic: Output weight map topic (32FC1, visible share 0..1).
+        colored_topic: Output colour-mapped weight topic (bgr8), written when ``colored``.
+        colored: Also write the colour-mapped weights.
+        copy_inputs: Copy every topic of the input bag into the output (replay both in rviz).
+        limit: Fuse at most this many pairs (None = all).
+        mode: Pipeline mode (``default`` or ``seed``).
+        model: Detector weights (None = shipped default).
+        backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        storage: Output storage, ``mcap`` or ``sqlite3``.
+        version: Output rosbag2 metadata version.
+    """
+
+    thermal_topic: str = "thermal/image_raw"
+    rgb_topic: str = "rgb/image_raw"
+    slop_ms: float = 50.0
+    fused_topic: str = "fused/image"
+    weights_topic: str = "weight_map/image"
+    colored_topic: str = "weight_map/colored"
+    colored: bool = False
+    copy_inputs: bool = False
+    limit: int | None = None
+    mode: str = "default"
+    model: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    storage: str = "mcap"
+    version: int = 8
+
+    def check(self) -> None:
+        """Validate the options.
+
+        Raises:
+            BagError: A value is out of range; the message names it.
+        """
+        if not self.slop_ms >= 0:
+            raise BagError(f"--slop-ms must be >= 0, got {self.slop_ms}")
+        if self.limit is not None and self.limit < 1:
+            raise BagError(f"--limit must be >= 1, got {self.limit}")
+        outputs = [self.fused_topic, self.weights_topic] + ([self.colored_topic] if self.colored else [])
+        names = [normalize_topic(t) for t in outputs]
+        if len(set(names)) != len(names):
+            raise BagError(f"output topics must differ: {', '.join(outputs)}")
+        if normalize_topic(self.thermal_topic) == normalize_topic(self.rgb_topic):
+            raise BagError(f"thermal and RGB topics must differ, both are {self.thermal_topic!r}")
+
+
+@dataclass
+class FuseSummary:
+    """What ``fuse_bag`` did.
+
+    Attributes:
+        output: The output bag.
+        csv_path: The per-frame timing CSV.
+        pairs: Pairs fused.
+        unpaired: Input topic -> messages without a partner within the slop.
+        skipped: Pairs the pipeline refused (message of the first one in ``problems``).
+        topics: Output topic -> messages written.
+        mean_ms: Mean pipeline time per pair.
+        problems: Messages about skipped pairs.
+        pipeline: ``FusionPipeline.describe()``.
+    """
+
+    output: Path
+    csv_path: Path | None = None
+    pairs: int = 0
+    unpaired: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    topics: dict[str, int] = field(default_factory=dict)
+    mean_ms: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    pipeline: dict[str, Any] = field(default_factory=dict)
+
+
+def pair_by_stamp(thermal: Sequence[int], rgb: Sequence[int], slop_ns: int) -> list[tuple[int, int]]:
+    """Pair two stamp lists one-to-one, closest stamps first.
+
+    Args:
+        thermal: Thermal stamps (ns), any order.
+        rgb: RGB stamps (ns), any order.
+        slop_ns: Largest difference of a pair.
+
+    Returns:
+        (thermal index, rgb index) pairs sorted by RGB stamp. Each index appears at most once;
+        candidates are each RGB stamp's nearest thermal stamps on both sides, taken greedily by
+        smallest difference.
+    """
+    order = sorted(range(len(thermal)), key=thermal.__getitem__)
+    sorted_stamps = [thermal[i] for i in order]
+    candidates = []
+    for r, stamp in enumerate(rgb):
+        k = bisect.bisect_left(sorted_stamps, stamp)
+        for j in (k - 1, k, k + 1):
+            if 0 <= j < len(sorted_stamps) and abs(sorted_stamps[j] - stamp) <= slop_ns:
+                candidates.append((abs(sorted_stamps[j] - stamp), r, order[j]))
+    candidates.sort()
+    used_t: set[int] = set()
+    used_r: set[int] = set()
+    pairs = []
+    for _, r, t in candidates:
+        if r not in used_r and t not in used_t:
+            used_r.add(r)
+            used_t.add(t)
+            pairs.append((t, r))
+    pairs.sort(key=lambda p: (rgb[p[1]], p[1]))
+    return pairs
+
+
+def _create_pipeline(options: FuseOptions) -> Any:
+    """FusionPipeline for the options; model and backend failures become BagError."""
+    from ivif_ros.backends.base import BackendError
+    from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+    from ivif_ros.models.registry import ModelError
+
+    try:
+        return FusionPipeline(
+            FusionConfig(mode=options.mode), model=options.model, backend=options.backend, device=options.device
+        )
+    except (ModelError, BackendError, ValueError) as exc:
+        raise BagError(f"cannot create the fusion pipeline: {exc}") from exc
+
+
+def fuse_bag(
+    input_path: Path | str,
+    output_path: Path | str,
+    options: FuseOptions | None = None,
+    *,
+    csv_path: Path | str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    pipeline: Any = None,
+) -> FuseSummary:
+    """Fuse every thermal/RGB pair of a bag into a new bag.
+
+    Args:
+        input_path: Input bag.
+        output_path: Output bag folder to create.
+        options: Topics, slop, pipeline settings, output storage.
+        csv_path: Per-frame timing CSV (None = ``<output>.csv`` beside the bag folder).
+        overwrite: Replace an existing output bag and CSV.
+        progress: Show a tqdm progress bar on stderr.
+        pipeline: A ready ``FusionPipeline`` (tests); built from ``options`` when None.
+
+    Returns:
+        A FuseSummary.
+
+    Raises:
+        BagError: Missing/corrupt input, missing topics, no pairs within the slop, the output
+            exists, or the pipeline cannot be built.
+    """
+    from tqdm import tqdm
+
+    from ivif_ros.core.errors import FusionInputError
+
+    options = options or FuseOptions()
+    options.check()
+    input_path, output_path = Path(input_path), Path(output_path)
+    csv_path = Path(csv_path) if csv_path is not None else output_path.with_name(output_path.name + ".csv")
+    if input_path.resolve() == output_path.resolve():
+        raise BagError("the output bag must differ from the input bag")
+    if csv_path.exists() and not overwrite:
+        raise BagError(f"timing CSV exists already: {csv_path} (use --overwrite)")
+    store = typestore()
+    image_cls = store.types[IMAGE_TYPE]
+    summary = FuseSummary(output_path, csv_path)
+
+    with open_bag(input_path) as reader:
+        found = require_topics(reader, [options.thermal_topic, options.rgb_topic])
+        thermal_entry, rgb_entry = found[options.thermal_topic], found[options.rgb_topic]
+        pairs, index_of = _plan(reader, thermal_entry, rgb_entry, options)
+        summary.unpaired = {
+            thermal_entry.topic: thermal_entry.count - len(pairs),
+            rgb_entry.topic: rgb_entry.count - len(pairs),
+        }
+        if options.limit is not None:
+            pairs = pairs[: options.limit]
+            index_of = {key: p for key, p in index_of.items() if p < len(pairs)}
+        pipe = pipeline if pipeline is not None else _create_pipeline(options)
+        summary.pipeline = dict(pipe.describe()) if hasattr(pipe, "describe") else {}
+
+        outputs = {options.fused_topic: IMAGE_TYPE, options.weights_topic: IMAGE_TYPE}
+        if options.colored:
+            outputs[options.colored_topic] = IMAGE_TYPE
+        copied = list(topic_stats(reader).values()) if options.copy_inputs else []
+        clash = {normalize_topic(t) for t in outputs} & {normalize_topic(e.topic) for e in copied}
+        if clash:
+            raise BagError(f"output topics {sorted(clash)} exist in the input; choose other names")
+        summary.topics = {normalize_topic(t): 0 for t in outputs} | {e.topic: 0 for e in copied}
+
+        read_connections = list(thermal_entry.connections + rgb_entry.connections)
+        if copied:
+            read_connections = [c for e in copied for c in e.connections]
+        pending: dict[int, dict[int, tuple[int, bytes]]] = {}
+        counters = {thermal_entry.topic: 0, rgb_entry.topic: 0}
+        total_ms = 0.0
+        qos = [default_qos()]
+
+        with (
+            bag_writer(output_path, storage=options.storage, version=options.version, overwrite=overwrite) as writer,
+            csv_path.open("w", newline="") as csv_file,
+            tqdm(total=len(pairs), unit="pair", disable=not progress, desc="fuse") as bar,
+        ):
+            table = csv.DictWriter(csv_file, fieldnames=_csv_fields())
+            table.writeheader()
+            out_conns = {
+                normalize_topic(t): writer.add_connection(
+                    normalize_topic(t), m, typestore=store, offered_qos_profiles=qos
+                )
+                for t, m in outputs.items()
+            }
+            copy_conns = {
+                c.id: writer.add_connection(
+                    c.topic,
+                    c.msgtype,
+                    msgdef=c.msgdef.data,
+                    rihs01=c.digest,
+                    offered_qos_profiles=c.ext.offered_qos_profiles,
+                )
+                for e in copied
+                for c in e.connections
+            }
+            for connection, log_ns, raw in iter_messages(reader, read_connections):
+                if connection.id in copy_conns:
+                    writer.write(copy_conns[connection.id], log_ns, raw)
+                    summary.topics[connection.topic] += 1
+                if connection.topic not in counters:
+                    continue
+                role = 0 if connection.topic == thermal_entry.topic else 1
+                position = counters[connection.topic]
+                counters[connection.topic] += 1
+                pair_index = index_of.get((role, position))
+                if pair_index is None:
+                    continue
+                halves = pending.setdefault(pair_index, {})
+                halves[role] = (log_ns, raw)
+                if len(halves) < 2:
+                    continue
+                del pending[pair_index]
+                row = _fuse_one(
+                    pipe, pair_index, halves, image_cls, store, writer, out_conns, options, summary,
+                    FusionInputError,
+                )
+                if row is not None:
+                    table.writerow(row)
+                    total_ms += row["pipeline_ms"]
+                bar.update(1)
+                if summary.pairs + summary.skipped >= len(pairs):
+                    if not copied:
+                        break
+    if pairs and summary.pairs == 0:
+        raise BagError(f"no pair could be fused: {summary.problems[0]}")
+    summary.mean_ms = total_ms / summary.pairs if summary.pairs else 0.0
+    return summary
+
+
+def _plan(
+    reader: Any, thermal_entry: Any, rgb_entry: Any, options: FuseOptions
+) -> tuple[list[tuple[int, int]], dict[tuple[int, int], int]]:
+    """First pass: header stamps of both topics, paired by nearest stamp.
+
+    Returns:
+        (pairs as (thermal position, rgb position), {(role, position): pair index}); role 0 is
+        thermal, 1 is RGB; positions count messages per topic in log-time order.
+
+    Raises:
+        BagError: Corrupt data, or no pair within the slop.
+    """
+    stamps: dict[str, list[int]] = {thermal_entry.topic: [], rgb_entry.topic: []}
+    for connection, log_ns, raw in iter_messages(reader, list(thermal_entry.connections + rgb_entry.connections)):
+        stamps[connection.topic].append(header_stamp_ns(raw))
+    thermal, rgb = stamps[thermal_entry.topic], stamps[rgb_entry.topic]
+    pairs = pair_by_stamp(thermal, rgb, int(options.slop_ms * 1e6))
+    if not pairs:
+        gap = min(abs(t - r) for t in thermal[:200] for r in rgb[:200]) / 1e6 if thermal and rgb else float("nan")
+        raise BagError(
+            f"no thermal/RGB pair within --slop-ms {options.slop_ms:g} "
+            f"(closest stamps among the first 200 differ by {gap:.1f} ms)"
+        )
+    index_of = {}
+    for k, (t, r) in enumerate(pairs):
+        index_of[(0, t)] = k
+        index_of[(1, r)] = k
+    return pairs, index_of
+
+
+def _csv_fields() -> list[str]:
+    return [
+        "pair", "stamp_ns", "thermal_stamp_ns", "offset_ms", "width", "height", "decode_ms",
+        *(f"{stage}_ms" for stage in _STAGES), "pipeline_ms", "encode_ms", "total_ms",
+    ]
+
+
+def _fuse_one(
+    pipe: Any,
+    pair_index: int,
+    halves: dict[int, tuple[int, bytes]],
+    image_cls: Any,
+    store: Any,
+    writer: Any,
+    out_conns: dict[str, Any],
+    options: FuseOptions,
+    summary: FuseSummary,
+    input_error: type[Exception],
+) -> dict[str, Any] | None:
+    """Decode, fuse and write one pair; returns its CSV row (None when the pipeline refused it)."""
+    start = time.perf_counter()
+    thermal_log, thermal_raw = halves[0]
+    rgb_log, rgb_raw = halves[1]
+    thermal_msg, thermal = decode_image(thermal_raw, where=f"thermal of pair {pair_index}")
+    rgb_msg, rgb = decode_image(rgb_raw, where=f"RGB of pair {pair_index}")
+    try:
+        visible = to_bgr(rgb, rgb_msg.encoding)
+        thermal = to_bgr(thermal, thermal_msg.encoding)
+    except ConversionError as exc:
+        raise BagError(f"pair {pair_index}: {exc}") from exc
+    decoded = time.perf_counter()
+    try:
+        result = pipe(thermal, visible)
+    except input_error as exc:
+        summary.skipped += 1
+        summary.problems.append(f"pair {pair_index} (RGB stamp {_stamp(rgb_msg)} ns): {exc}")
+        return None
+    fused_at = time.perf_counter()
+
+    header = rgb_msg.header
+    images = [
+        (options.fused_topic, result.fused, "bgr8" if result.fused.ndim == 3 else "mono8"),
+        (options.weights_topic, np.asarray(result.weights, dtype=np.float32), "32FC1"),
+    ]
+    if options.colored:
+        images.append((options.colored_topic, result.weights_colored(), "bgr8"))
+    for topic, array, encoding in images:
+        msg = array_to_image(array, encoding, header=header, msg_cls=image_cls)
+        name = normalize_topic(topic)
+        writer.write(out_conns[name], rgb_log, store.serialize_cdr(msg, IMAGE_TYPE))
+        summary.topics[name] += 1
+    done = time.perf_counter()
+    summary.pairs += 1
+    stamp = _stamp(rgb_msg)
+    thermal_stamp = _stamp(thermal_msg)
+    row = {
+        "pair": pair_index,
+        "stamp_ns": stamp,
+        "thermal_stamp_ns": thermal_stamp,
+        "offset_ms": round((thermal_stamp - stamp) / 1e6, 3),
+        "width": int(visible.shape[1]),
+        "height": int(visible.shape[0]),
+        "decode_ms": round((decoded - start) * 1e3, 3),
+        "pipeline_ms": round((fused_at - decoded) * 1e3, 3),
+        "encode_ms": round((done - fused_at) * 1e3, 3),
+        "total_ms": round((done - start) * 1e3, 3),
+    }
+    for stage in _STAGES:
+        row[f"{stage}_ms"] = round(float(result.timings.get(stage, 0.0)), 3)
+    return row
+
+
+def _stamp(msg: Any) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
