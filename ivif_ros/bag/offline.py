@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class FuseOptions:
 
     thermal_topic: str = "thermal/image_raw"
     rgb_topic: str = "rgb/image_raw"
-    slop_ms: float = 50.0
+    slop_ms: float = 20.0
     fused_topic: str = "fused/image"
     weights_topic: str = "weight_map/image"
     colored_topic: str = "weight_map/colored"
@@ -202,8 +203,6 @@ def fuse_bag(
     """
     from tqdm import tqdm
 
-    from ivif_ros.core.errors import FusionInputError
-
     options = options or FuseOptions()
     options.check()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -212,8 +211,6 @@ def fuse_bag(
         raise BagError("the output bag must differ from the input bag")
     if csv_path.exists() and not overwrite:
         raise BagError(f"timing CSV exists already: {csv_path} (use --overwrite)")
-    store = typestore()
-    image_cls = store.types[IMAGE_TYPE]
     summary = FuseSummary(output_path, csv_path)
 
     with open_bag(input_path) as reader:
@@ -239,69 +236,55 @@ def fuse_bag(
             raise BagError(f"output topics {sorted(clash)} exist in the input; choose other names")
         summary.topics = {normalize_topic(t): 0 for t in outputs} | {e.topic: 0 for e in copied}
 
-        read_connections = list(thermal_entry.connections + rgb_entry.connections)
-        if copied:
-            read_connections = [c for e in copied for c in e.connections]
-        pending: dict[int, dict[int, tuple[int, bytes]]] = {}
-        counters = {thermal_entry.topic: 0, rgb_entry.topic: 0}
-        total_ms = 0.0
-        qos = [default_qos()]
-
-        with (
-            bag_writer(output_path, storage=options.storage, version=options.version, overwrite=overwrite) as writer,
-            csv_path.open("w", newline="") as csv_file,
-            tqdm(total=len(pairs), unit="pair", disable=not progress, desc="fuse") as bar,
-        ):
-            table = csv.DictWriter(csv_file, fieldnames=_csv_fields())
-            table.writeheader()
-            out_conns = {
-                normalize_topic(t): writer.add_connection(
-                    normalize_topic(t), m, typestore=store, offered_qos_profiles=qos
-                )
-                for t, m in outputs.items()
-            }
-            copy_conns = {
-                c.id: writer.add_connection(
-                    c.topic,
-                    c.msgtype,
-                    msgdef=c.msgdef.data,
-                    rihs01=c.digest,
-                    offered_qos_profiles=c.ext.offered_qos_profiles,
-                )
-                for e in copied
-                for c in e.connections
-            }
-            for connection, log_ns, raw in iter_messages(reader, read_connections):
-                if connection.id in copy_conns:
-                    writer.write(copy_conns[connection.id], log_ns, raw)
-                    summary.topics[connection.topic] += 1
-                if connection.topic not in counters:
-                    continue
-                role = 0 if connection.topic == thermal_entry.topic else 1
-                position = counters[connection.topic]
-                counters[connection.topic] += 1
-                pair_index = index_of.get((role, position))
-                if pair_index is None:
-                    continue
-                halves = pending.setdefault(pair_index, {})
-                halves[role] = (log_ns, raw)
-                if len(halves) < 2:
-                    continue
-                del pending[pair_index]
-                row = _fuse_one(
-                    pipe, pair_index, halves, image_cls, store, writer, out_conns, options, summary,
-                    FusionInputError,
-                )
-                if row is not None:
-                    table.writerow(row)
-                    total_ms += row["pipeline_ms"]
-                bar.update(1)
-                if summary.pairs + summary.skipped >= len(pairs):
-                    if not copied:
-                        break
+        read_connections = [c for e in copied for c in e.connections] or list(
+            thermal_entry.connections + rgb_entry.connections
+        )
+        roles = {thermal_entry.topic: 0, rgb_entry.topic: 1}
+        created = False
+        try:
+            with (
+                bag_writer(output_path, storage=options.storage, version=options.version, overwrite=overwrite) as writer,
+                csv_path.open("w", newline="") as csv_file,
+                tqdm(total=len(pairs), unit="pair", disable=not progress, desc="fuse") as bar,
+            ):
+                created = True
+                fuser = _PairFuser(pipe, writer, outputs, options, summary, csv.DictWriter(csv_file, _csv_fields()))
+                copy_conns = {
+                    c.id: writer.add_connection(
+                        c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest,
+                        offered_qos_profiles=c.ext.offered_qos_profiles,
+                    )
+                    for e in copied
+                    for c in e.connections
+                }
+                pending: dict[int, dict[int, tuple[int, bytes]]] = {}
+                positions = dict.fromkeys(roles, 0)
+                for connection, log_ns, raw in iter_messages(reader, read_connections):
+                    if connection.id in copy_conns:
+                        writer.write(copy_conns[connection.id], log_ns, raw)
+                        summary.topics[connection.topic] += 1
+                    role = roles.get(connection.topic)
+                    if role is None:
+                        continue
+                    pair_index = index_of.get((role, positions[connection.topic]))
+                    positions[connection.topic] += 1
+                    if pair_index is None:
+                        continue
+                    halves = pending.setdefault(pair_index, {})
+                    halves[role] = (log_ns, raw)
+                    if len(halves) == 2:
+                        fuser(pair_index, pending.pop(pair_index))
+                        bar.update(1)
+                        if summary.pairs + summary.skipped == len(pairs) and not copied:
+                            break
+        except BagError:
+            if created:  # a half-written output would only block the next attempt
+                shutil.rmtree(output_path, ignore_errors=True)
+                csv_path.unlink(missing_ok=True)
+            raise
     if pairs and summary.pairs == 0:
         raise BagError(f"no pair could be fused: {summary.problems[0]}")
-    summary.mean_ms = total_ms / summary.pairs if summary.pairs else 0.0
+    summary.mean_ms = fuser.total_ms / summary.pairs if summary.pairs else 0.0
     return summary
 
 
@@ -342,69 +325,101 @@ def _csv_fields() -> list[str]:
     ]
 
 
-def _fuse_one(
-    pipe: Any,
-    pair_index: int,
-    halves: dict[int, tuple[int, bytes]],
-    image_cls: Any,
-    store: Any,
-    writer: Any,
-    out_conns: dict[str, Any],
-    options: FuseOptions,
-    summary: FuseSummary,
-    input_error: type[Exception],
-) -> dict[str, Any] | None:
-    """Decode, fuse and write one pair; returns its CSV row (None when the pipeline refused it)."""
-    start = time.perf_counter()
-    thermal_log, thermal_raw = halves[0]
-    rgb_log, rgb_raw = halves[1]
-    thermal_msg, thermal = decode_image(thermal_raw, where=f"thermal of pair {pair_index}")
-    rgb_msg, rgb = decode_image(rgb_raw, where=f"RGB of pair {pair_index}")
-    try:
-        visible = to_bgr(rgb, rgb_msg.encoding)
-        thermal = to_bgr(thermal, thermal_msg.encoding)
-    except ConversionError as exc:
-        raise BagError(f"pair {pair_index}: {exc}") from exc
-    decoded = time.perf_counter()
-    try:
-        result = pipe(thermal, visible)
-    except input_error as exc:
-        summary.skipped += 1
-        summary.problems.append(f"pair {pair_index} (RGB stamp {_stamp(rgb_msg)} ns): {exc}")
-        return None
-    fused_at = time.perf_counter()
+class _PairFuser:
+    """Decodes, fuses and writes pairs into the output bag and the timing CSV.
 
-    header = rgb_msg.header
-    images = [
-        (options.fused_topic, result.fused, "bgr8" if result.fused.ndim == 3 else "mono8"),
-        (options.weights_topic, np.asarray(result.weights, dtype=np.float32), "32FC1"),
-    ]
-    if options.colored:
-        images.append((options.colored_topic, result.weights_colored(), "bgr8"))
-    for topic, array, encoding in images:
-        msg = array_to_image(array, encoding, header=header, msg_cls=image_cls)
-        name = normalize_topic(topic)
-        writer.write(out_conns[name], rgb_log, store.serialize_cdr(msg, IMAGE_TYPE))
-        summary.topics[name] += 1
-    done = time.perf_counter()
-    summary.pairs += 1
-    stamp = _stamp(rgb_msg)
-    thermal_stamp = _stamp(thermal_msg)
-    row = {
-        "pair": pair_index,
-        "stamp_ns": stamp,
-        "thermal_stamp_ns": thermal_stamp,
-        "offset_ms": round((thermal_stamp - stamp) / 1e6, 3),
-        "width": int(visible.shape[1]),
-        "height": int(visible.shape[0]),
-        "decode_ms": round((decoded - start) * 1e3, 3),
-        "pipeline_ms": round((fused_at - decoded) * 1e3, 3),
-        "encode_ms": round((done - fused_at) * 1e3, 3),
-        "total_ms": round((done - start) * 1e3, 3),
-    }
-    for stage in _STAGES:
-        row[f"{stage}_ms"] = round(float(result.timings.get(stage, 0.0)), 3)
-    return row
+    Args:
+        pipe: The FusionPipeline.
+        writer: Open output writer.
+        outputs: Output topic -> message type.
+        options: The fuse options.
+        summary: Updated with counts and problems.
+        table: CSV writer (the header is written here).
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        writer: Any,
+        outputs: dict[str, str],
+        options: FuseOptions,
+        summary: FuseSummary,
+        table: csv.DictWriter,
+    ) -> None:
+        from ivif_ros.core.errors import FusionInputError
+
+        self._pipe = pipe
+        self._writer = writer
+        self._options = options
+        self._summary = summary
+        self._table = table
+        self._input_error = FusionInputError
+        self._store = typestore()
+        self._image_cls = self._store.types[IMAGE_TYPE]
+        qos = [default_qos()]
+        self._conns = {
+            normalize_topic(t): writer.add_connection(normalize_topic(t), m, typestore=self._store, offered_qos_profiles=qos)
+            for t, m in outputs.items()
+        }
+        self.total_ms = 0.0
+        table.writeheader()
+
+    def __call__(self, pair_index: int, halves: dict[int, tuple[int, bytes]]) -> None:
+        """Fuse one pair (role 0 = thermal, 1 = RGB -> (log time, raw CDR)).
+
+        Raises:
+            BagError: A message cannot be decoded.
+        """
+        start = time.perf_counter()
+        _, thermal_raw = halves[0]
+        rgb_log, rgb_raw = halves[1]
+        thermal_msg, thermal = decode_image(thermal_raw, where=f"thermal of pair {pair_index}")
+        rgb_msg, rgb = decode_image(rgb_raw, where=f"RGB of pair {pair_index}")
+        try:
+            visible = to_bgr(rgb, rgb_msg.encoding)
+            thermal = to_bgr(thermal, thermal_msg.encoding)
+        except ConversionError as exc:
+            raise BagError(f"pair {pair_index}: {exc}") from exc
+        decoded = time.perf_counter()
+        try:
+            result = self._pipe(thermal, visible)
+        except self._input_error as exc:
+            self._summary.skipped += 1
+            self._summary.problems.append(f"pair {pair_index} (RGB stamp {_stamp(rgb_msg)} ns): {exc}")
+            return
+        fused_at = time.perf_counter()
+
+        options = self._options
+        images = [
+            (options.fused_topic, result.fused, "bgr8" if result.fused.ndim == 3 else "mono8"),
+            (options.weights_topic, np.asarray(result.weights, dtype=np.float32), "32FC1"),
+        ]
+        if options.colored:
+            images.append((options.colored_topic, result.weights_colored(), "bgr8"))
+        for topic, array, encoding in images:
+            msg = array_to_image(array, encoding, header=rgb_msg.header, msg_cls=self._image_cls)
+            name = normalize_topic(topic)
+            self._writer.write(self._conns[name], rgb_log, self._store.serialize_cdr(msg, IMAGE_TYPE))
+            self._summary.topics[name] += 1
+        done = time.perf_counter()
+        self._summary.pairs += 1
+        stamp, thermal_stamp = _stamp(rgb_msg), _stamp(thermal_msg)
+        row = {
+            "pair": pair_index,
+            "stamp_ns": stamp,
+            "thermal_stamp_ns": thermal_stamp,
+            "offset_ms": round((thermal_stamp - stamp) / 1e6, 3),
+            "width": int(visible.shape[1]),
+            "height": int(visible.shape[0]),
+            "decode_ms": round((decoded - start) * 1e3, 3),
+            "pipeline_ms": round((fused_at - decoded) * 1e3, 3),
+            "encode_ms": round((done - fused_at) * 1e3, 3),
+            "total_ms": round((done - start) * 1e3, 3),
+        }
+        for stage in _STAGES:
+            row[f"{stage}_ms"] = round(float(result.timings.get(stage, 0.0)), 3)
+        self._table.writerow(row)
+        self.total_ms += row["pipeline_ms"]
 
 
 def _stamp(msg: Any) -> int:

@@ -154,7 +154,7 @@ def open_bag(path: Path | str) -> Iterator[Reader]:
     except BagError:
         raise
     except Exception as exc:  # rosbags and its storage plugins raise many kinds on bad files
-        raise BagError(f"cannot open bag {path}: {_describe(exc)}") from exc
+        raise BagError(f"cannot open bag {path}: {_describe(exc)}{_hint(exc)}") from exc
     try:
         yield reader
     finally:
@@ -186,7 +186,7 @@ def iter_messages(
     except BagError:
         raise
     except Exception as exc:  # noqa: BLE001 - see open_bag
-        raise BagError(f"cannot read messages from {reader.path}: {_describe(exc)}") from exc
+        raise BagError(f"cannot read messages from {reader.path}: {_describe(exc)} (corrupt or truncated file)") from exc
 
 
 @dataclass(frozen=True)
@@ -302,6 +302,14 @@ def set_header_stamp(raw: bytearray, stamp_ns: int) -> None:
     """
     sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
     struct.pack_into(_endian(raw) + "iI", raw, 4, sec, nanosec)
+
+
+def _hint(exc: BaseException) -> str:
+    """What a storage error most likely means, for the user."""
+    text = str(exc).lower()
+    if any(word in text for word in ("magic", "truncated", "malformed", "not a database", "checksum")):
+        return " (truncated or corrupt file; a bag still being recorded cannot be read either)"
+    return ""
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ the node's synchroniser. The log (receive) time of each message equals its heade
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -254,8 +255,6 @@ def make_bag(
     if not pairs:
         raise BagError("no image pairs to write")
     output = Path(output)
-    store = typestore()
-    image_cls = store.types[IMAGE_TYPE]
     rgb_stamps, thermal_stamps = schedule(len(pairs), options)
     summary = MakeSummary(output, rgb_stamps_ns=rgb_stamps, thermal_stamps_ns=thermal_stamps)
 
@@ -273,42 +272,65 @@ def make_bag(
         raise BagError(f"topic names collide: {sorted(topics)}")
     summary.topics = dict.fromkeys(topics, 0)
     summary.thermal_encodings = [""] * len(pairs)
-    done = [0] * len(pairs)
-    qos = [default_qos(options.qos_depth)]
 
-    with bag_writer(output, storage=options.storage, version=options.version, overwrite=overwrite) as writer:
-        conns = {
-            topic: writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=qos)
-            for topic, msgtype in topics.items()
-        }
-        for stamp, is_rgb, index in events:
-            pair = pairs[index]
-            if is_rgb:
-                image = load_visible(pair.vis)
-                encoding = options.rgb_encoding
-                if encoding == "rgb8":
-                    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-                topic, frame_id = rgb_topic, options.rgb_frame
-            else:
-                image = load_thermal(pair.ir)
-                encoding = "mono16" if image.dtype == np.uint16 else "mono8"
-                summary.thermal_encodings[index] = encoding
-                topic, frame_id = thermal_topic, options.thermal_frame
-            header = _header(stamp, frame_id)
-            try:
-                msg = array_to_image(image, encoding, header=header, msg_cls=image_cls)
-            except ConversionError as exc:
-                raise BagError(f"cannot convert {pair.vis if is_rgb else pair.ir}: {exc}") from exc
-            writer.write(conns[topic], stamp, store.serialize_cdr(msg, IMAGE_TYPE))
-            summary.topics[topic] += 1
-            if options.camera_info:
-                info_topic = camera_info_topic(topic)
-                info = _camera_info(header, image.shape[0], image.shape[1])
-                writer.write(conns[info_topic], stamp, store.serialize_cdr(info, CAMERA_INFO_TYPE))
-                summary.topics[info_topic] += 1
-            done[index] += 1
-            if done[index] == 2:
-                summary.frames += 1
-                if progress is not None:
-                    progress(1)
+    created = False
+    try:
+        with bag_writer(output, storage=options.storage, version=options.version, overwrite=overwrite) as writer:
+            created = True
+            _write_events(writer, events, pairs, topics, options, summary, progress)
+    except BagError:
+        if created:  # a half-written bag would only block the next attempt
+            shutil.rmtree(output, ignore_errors=True)
+        raise
     return summary
+
+
+def _write_events(
+    writer: Any,
+    events: list[tuple[int, int, int]],
+    pairs: Sequence[ImagePair],
+    topics: dict[str, str],
+    options: MakeOptions,
+    summary: MakeSummary,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Write the messages of ``events`` ((stamp, is_rgb, pair index), in log order)."""
+    store = typestore()
+    image_cls = store.types[IMAGE_TYPE]
+    thermal_topic, rgb_topic = normalize_topic(options.thermal_topic), normalize_topic(options.rgb_topic)
+    qos = [default_qos(options.qos_depth)]
+    done = [0] * len(pairs)
+    conns = {
+        topic: writer.add_connection(topic, msgtype, typestore=store, offered_qos_profiles=qos)
+        for topic, msgtype in topics.items()
+    }
+    for stamp, is_rgb, index in events:
+        pair = pairs[index]
+        if is_rgb:
+            image = load_visible(pair.vis)
+            encoding = options.rgb_encoding
+            if encoding == "rgb8":
+                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            topic, frame_id = rgb_topic, options.rgb_frame
+        else:
+            image = load_thermal(pair.ir)
+            encoding = "mono16" if image.dtype == np.uint16 else "mono8"
+            summary.thermal_encodings[index] = encoding
+            topic, frame_id = thermal_topic, options.thermal_frame
+        header = _header(stamp, frame_id)
+        try:
+            msg = array_to_image(image, encoding, header=header, msg_cls=image_cls)
+        except ConversionError as exc:
+            raise BagError(f"cannot convert {pair.vis if is_rgb else pair.ir}: {exc}") from exc
+        writer.write(conns[topic], stamp, store.serialize_cdr(msg, IMAGE_TYPE))
+        summary.topics[topic] += 1
+        if options.camera_info:
+            info_topic = camera_info_topic(topic)
+            info = _camera_info(header, image.shape[0], image.shape[1])
+            writer.write(conns[info_topic], stamp, store.serialize_cdr(info, CAMERA_INFO_TYPE))
+            summary.topics[info_topic] += 1
+        done[index] += 1
+        if done[index] == 2:
+            summary.frames += 1
+            if progress is not None:
+                progress(1)

@@ -237,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("-o", "--output", type=Path, help="output bag folder (default: <bag>_fused)")
     fuse.add_argument("--csv", type=Path, help="per-frame timing CSV (default: <output>.csv)")
     _add_topic_args(fuse)
-    fuse.add_argument("--slop-ms", type=float, default=50.0, help="largest stamp difference of a pair (%(default)s)")
+    fuse.add_argument(
+        "--slop-ms", type=float, default=20.0,
+        help="largest stamp difference of a pair, ms (%(default)s, the node's slop)",
+    )
     fuse.add_argument("--fused-topic", default="fused/image", help="output fused topic (%(default)s)")
     fuse.add_argument("--weights-topic", default="weight_map/image", help="output 32FC1 weight topic (%(default)s)")
     fuse.add_argument("--colored", action="store_true", help="also write the colour-mapped weights")
