@@ -1,0 +1,5 @@
+"""Error class of the fusion core."""
+
+
+class FusionInputError(ValueError):
+    """An input image (or a pair of them) cannot be fused; the message names the bad value."""
