@@ -77,8 +77,8 @@ def single_scale_retinex(image: np.ndarray, sigma: float = 300.0, clip_fraction:
     low, high = (edges[keep[0]], edges[keep[-1] + 1]) if keep.size else (edges[0], edges[-1])
     if high - low < 1e-12:
         return np.zeros_like(image)
-    retinex = np.clip(retinex, low, high)
-    return ((retinex - low) * (255.0 / (high - low))).astype(np.float32)
+    scaled = ((np.clip(retinex, low, high) - low) * (255.0 / (high - low))).astype(np.float32)
+    return np.clip(scaled, 0.0, 255.0, out=scaled)
 
 
 def to_luminance(image: np.ndarray) -> np.ndarray:
