@@ -31,7 +31,15 @@ _MAX_FRAME_BYTES = 1 << 30
 
 
 class ConversionError(ValueError):
-    """A message or array cannot be converted; the message names the bad value."""
+    """A message or array cannot be converted; the message names the bad value.
+
+    Attributes:
+        kind: ``"encoding"`` for an unsupported encoding, ``"data"`` for anything else.
+    """
+
+    def __init__(self, message: str, kind: str = "data") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class _Layout(NamedTuple):
@@ -65,7 +73,8 @@ def _layout(encoding: str) -> _Layout:
         return _LAYOUTS[encoding]
     except (KeyError, TypeError):
         raise ConversionError(
-            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}",
+            kind="encoding",
         ) from None
 
 

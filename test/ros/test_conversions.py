@@ -119,8 +119,9 @@ class TestBadMessages:
 
     @pytest.mark.parametrize("encoding", ["bayer_rggb8", "yuv422", "", "16UC3"])
     def test_unsupported_encoding_is_named(self, encoding: str) -> None:
-        with pytest.raises(ConversionError, match="unsupported encoding"):
+        with pytest.raises(ConversionError, match="unsupported encoding") as caught:
             image_to_array(self._msg(encoding=encoding))
+        assert caught.value.kind == "encoding"
 
     @pytest.mark.parametrize("height,width", [(0, 4), (4, 0), (0, 0)])
     def test_zero_dimensions(self, height: int, width: int) -> None:
@@ -133,8 +134,9 @@ class TestBadMessages:
 
     @pytest.mark.parametrize("length", [0, 15, 17, 32])
     def test_data_length_mismatch(self, length: int) -> None:
-        with pytest.raises(ConversionError, match=f"data has {length} bytes"):
+        with pytest.raises(ConversionError, match=f"data has {length} bytes") as caught:
             image_to_array(self._msg(data=bytes(length)))
+        assert caught.value.kind == "data"
 
     def test_huge_dimensions_with_short_data(self) -> None:
         with pytest.raises(ConversionError):
