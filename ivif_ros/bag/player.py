@@ -47,8 +47,9 @@ class PlayOptions:
         max_loops: Stop after this many passes when looping (None = forever).
         start_offset: Seconds into the bag to start from.
         topics: Topics to publish; empty = every Image and CameraInfo topic.
-        restamp: Shift header stamps to the current time at the start of each pass (keeps stamps
-            rising when looping; the offsets between topics are preserved).
+        restamp: Rewrite header stamps to the wall-clock time of publication, as a live camera
+            would stamp them: ``now_at_pass_start + (stamp - start) / rate``. Stamps keep rising
+            when looping; offsets between topics are kept (scaled by 1/rate).
         clock: Also publish ``/clock`` (set ``use_sim_time`` on the node to follow it).
         qos_depth: Keep-last depth of the publishers.
         best_effort: Publish best-effort instead of reliable.
@@ -193,8 +194,8 @@ def play_bag(
             _wait_for_subscribers(publishers, chosen, options.wait_for_subscribers, stop, log)
             started = time.monotonic()
             while not stop.is_set():
-                shift = time.time_ns() - begin if options.restamp else 0
-                _play_pass(reader, connections, begin, options.rate, shift, publishers, clock_pub, summary, stop)
+                origin = time.time_ns() if options.restamp else None
+                _play_pass(reader, connections, begin, options.rate, origin, publishers, clock_pub, summary, stop)
                 summary.passes += 1
                 if not options.loop or (options.max_loops and summary.passes >= options.max_loops):
                     break
@@ -236,13 +237,16 @@ def _play_pass(
     connections: list[Any],
     begin: int,
     rate: float,
-    shift: int,
+    origin: int | None,
     publishers: dict[str, Any],
     clock_pub: Any,
     summary: PlaySummary,
     stop: threading.Event,
 ) -> None:
-    """Publish one pass over the bag from ``begin`` (log time, ns), paced by the log times."""
+    """Publish one pass over the bag from ``begin`` (log time, ns), paced by the log times.
+
+    With ``origin`` (wall-clock ns), header stamps and /clock map to ``origin + (t - begin) / rate``.
+    """
     wall_start = time.monotonic()
     clock_msg = None
     if clock_pub is not None:
@@ -255,14 +259,14 @@ def _play_pass(
             return
         if stop.is_set():
             return
-        if shift:
+        if origin is not None:
             patched = bytearray(raw)
-            set_header_stamp(patched, header_stamp_ns(patched) + shift)
+            set_header_stamp(patched, origin + round((header_stamp_ns(patched) - begin) / rate))
             data = bytes(patched)
         else:
             data = raw if isinstance(raw, bytes) else bytes(raw)
         if clock_msg is not None:
-            now = log_ns + shift
+            now = log_ns if origin is None else origin + round((log_ns - begin) / rate)
             clock_msg.clock.sec, clock_msg.clock.nanosec = divmod(now, _NS)
             clock_pub.publish(clock_msg)
         publishers[connection.topic].publish(data)

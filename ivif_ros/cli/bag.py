@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("-l", "--loop", action="store_true", help="start again at the end until Ctrl-C")
     play.add_argument("--start-offset", type=float, default=0.0, help="seconds into the bag to start at")
     play.add_argument("--topics", nargs="+", default=(), help="topics to publish (default: Image + CameraInfo)")
-    play.add_argument("--restamp", action="store_true", help="shift header stamps to now at each pass")
+    play.add_argument("--restamp", action="store_true", help="stamp messages with the wall-clock time of publication (use with --loop)")
     play.add_argument("--clock", action="store_true", help="also publish /clock (for use_sim_time)")
     play.add_argument("--qos-depth", type=int, default=5, help="keep-last depth (%(default)s)")
     play.add_argument("--best-effort", action="store_true", help="best-effort instead of reliable")
