@@ -80,6 +80,7 @@ def command_make(
         except InvalidOperation:
             raise BagError(f"--start-time must be seconds since the epoch, got {start_time!r}") from None
     make_options = MakeOptions(start_ns=start_ns, **options)  # type: ignore[arg-type]
+    make_options.check()  # before the progress bar, so a bad option prints one clean line
     with tqdm(total=len(pairs), unit="pair", desc="make", disable=not progress) as bar:
         summary = make_bag(pairs, output, make_options, overwrite=overwrite, progress=bar.update)
     counts = ", ".join(f"{topic} {count}" for topic, count in summary.topics.items())
