@@ -1,0 +1,535 @@
+"""``ivif-eval``: score fusion methods with the 11 quality metrics over dataset folders.
+
+One run fuses every pair of every dataset folder with each requested method, scores the result
+(:mod:`ivif_ros.training.metrics`, A = infrared, B = visible, grayscale luminance) and writes into
+``--out``:
+
+* ``per_pair.csv``: one row per (dataset, pair, method): the 11 metrics and the fusion seconds;
+* ``results.md``: per dataset the mean table (mean rank among the rows of this run), the product
+  goal check (default vs seed and every classic baseline) and, with ``--reference-table``, a
+  merged ranking that places this run's rows among the published rows;
+* ``plots/<dataset>_metrics.png``: a bar chart per metric;
+* ``grids/<dataset>_<pair>.png``: inputs, fused images and weight maps of the first pairs.
+
+Methods: ``default`` and ``seed`` (``FusionPipeline`` modes), ``mean``, ``max``, ``lp``, ``gff``
+(:mod:`ivif_ros.training.baselines`) and ``--external NAME=DIR`` folders of fused images
+(matched by file stem). Dataset folders hold ``ir/`` and ``vis/`` (also ``vi/``, ``visible/``)
+with matching names, or TNO-style ``IR{k}.*`` / ``VIS{k}.*`` files (in one folder or in the two
+sub-folders).
+
+Sizes: by default every pair is scored at the visible frame's native size (an infrared frame of
+another size is resized to it). ``--size N`` reproduces the paper's protocol: both sources are
+resized to N×N, every method fuses at that size and the metrics compare the fused image with the
+resized sources. External fused images of another size than the sources are scored against
+sources resized to the fused size (the paper's "sources resized to the fused size").
+
+The seed mode is slow (minutes per 456×456 pair on a CPU): ``--seed-limit`` caps its pairs per
+dataset and ``--seed-max-side`` fuses and scores it on sources downscaled to that longest side;
+the table names the row ``seed@<side>px`` so that it is not mistaken for a native-size score.
+
+Example (the committed benchmark)::
+
+    ivif-eval ../shared/data/msrs ../shared/data/roadscene ../shared/data/llvip --out eval_out \\
+        --methods default,seed,mean,max,lp,gff --seed-limit 3 --seed-max-side 160 --workers 2 \\
+        --reference-table ../shared/peer-reference.md --benchmarks-md BENCHMARKS.md
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import multiprocessing
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ivif_ros.training import report
+from ivif_ros.training.baselines import BASELINES
+from ivif_ros.training.metrics import METRIC_NAMES, compute_metrics, to_gray_u8
+
+__all__ = ["PairJob", "EvalSettings", "dataset_pairs", "evaluate_pair", "run", "main"]
+
+PIPELINE_MODES = ("default", "seed")
+KNOWN_METHODS = (*PIPELINE_MODES, *BASELINES)
+DEFAULT_METHODS = ("default", "seed", "mean", "max", "lp", "gff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+_IR_DIR_NAMES = ("ir", "infrared", "thermal", "lwir")
+_VIS_DIR_NAMES = ("vis", "vi", "visible", "rgb")
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """One pair of one dataset, with the methods to run on it."""
+
+    dataset: str
+    name: str
+    infrared_path: Path
+    visible_path: Path
+    methods: tuple[str, ...]
+    external: tuple[tuple[str, Path], ...] = ()
+    keep_images: bool = False
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Settings shared by every pair of a run (sent once to each worker)."""
+
+    size: int | None = None
+    seed_max_side: int | None = None
+    model: str | None = None
+    seed_model: str | None = None
+    backend: str = "auto"
+
+
+@dataclass
+class PairOutcome:
+    """Metric rows of one pair, problems met, and (for grid pairs) the images."""
+
+    rows: list[dict[str, object]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    images: dict[str, object] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding pairs
+# ---------------------------------------------------------------------------------------------
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _child(folder: Path, names: Sequence[str]) -> Path | None:
+    by_lower = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
+    return next((by_lower[name] for name in names if name in by_lower), None)
+
+
+_TNO_RE = re.compile(r"^(?P<role>ir|vis)(?P<key>.+)$", re.IGNORECASE)
+
+
+def _tno_index(files: Sequence[Path], role: str) -> dict[str, Path]:
+    indexed = {}
+    for path in files:
+        match = _TNO_RE.match(path.stem)
+        if match and match.group("role").lower() == role:
+            indexed[match.group("key").lstrip("_-")] = path
+    return indexed
+
+
+def dataset_pairs(folder: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """Match the infrared/visible pairs of a dataset folder.
+
+    Layouts: ``ir/`` + ``vis/`` (or ``vi/``, ``visible/``) with equal file stems; the same two
+    folders with TNO names ``IR{k}`` / ``VIS{k}``; or TNO names side by side in ``folder``.
+
+    Returns:
+        (pairs as (name, infrared path, visible path) sorted by name, unmatched-file problems).
+        TNO pairs are named by their key ``k``.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a directory or holds no recognisable layout.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    ir_dir, vis_dir = _child(folder, _IR_DIR_NAMES), _child(folder, _VIS_DIR_NAMES)
+    if ir_dir is not None and vis_dir is not None:
+        ir_files = {p.stem: p for p in _image_files(ir_dir)}
+        vis_files = {p.stem: p for p in _image_files(vis_dir)}
+        if not set(ir_files) & set(vis_files):
+            ir_files, vis_files = _tno_index(list(ir_files.values()), "ir"), _tno_index(list(vis_files.values()), "vis")
+    else:
+        files = _image_files(folder)
+        ir_files, vis_files = _tno_index(files, "ir"), _tno_index(files, "vis")
+        if not ir_files and not vis_files:
+            raise FileNotFoundError(f"{folder}: expected ir/ and vis/ folders or IR{{k}}/VIS{{k}} files")
+    names = sorted(set(ir_files) & set(vis_files), key=_natural_key)
+    problems = [f"{ir_files[k]}: no visible partner" for k in sorted(set(ir_files) - set(vis_files))]
+    problems += [f"{vis_files[k]}: no infrared partner" for k in sorted(set(vis_files) - set(ir_files))]
+    return [(name, ir_files[name], vis_files[name]) for name in names], problems
+
+
+def _natural_key(name: str) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _external_index(folder: Path) -> dict[str, Path]:
+    indexed = {}
+    for path in _image_files(folder):
+        indexed[path.stem.lower()] = path
+        match = _TNO_RE.match(path.stem)
+        if match:
+            indexed.setdefault(match.group("key").lstrip("_-").lower(), path)
+    return indexed
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-pair work (runs in the workers)
+# ---------------------------------------------------------------------------------------------
+_WORKER_SETTINGS = EvalSettings()
+_PIPELINES: dict[str, object] = {}
+
+
+def _init_worker(settings: EvalSettings, torch_threads: int = 1) -> None:
+    """Worker start: remember the settings and keep torch to ``torch_threads`` threads."""
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = settings
+    _PIPELINES.clear()
+    cv2.setNumThreads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    except ImportError:
+        pass
+
+
+def _pipeline(mode: str):
+    if mode not in _PIPELINES:
+        from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+
+        settings = _WORKER_SETTINGS
+        _PIPELINES[mode] = FusionPipeline(
+            FusionConfig(mode=mode), model=settings.model, seed_model=settings.seed_model, backend=settings.backend
+        )
+    return _PIPELINES[mode]
+
+
+def _read(path: Path, role: str) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        # 16-bit or float frames: min–max to 8 bits (metrics and baselines work on 0..255).
+        values = image.astype(np.float64)
+        low, high = float(values.min()), float(values.max())
+        image = np.zeros(values.shape, np.uint8) if high <= low else np.floor((values - low) * 255.0 / (high - low) + 0.5).astype(np.uint8)
+    if role == "ir" and image.ndim == 3:
+        image = to_gray_u8(image)
+    return image
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def seed_label(seed_max_side: int | None) -> str:
+    """Row name of the seed mode in tables (``seed`` or ``seed@<side>px``)."""
+    return f"seed@{seed_max_side}px" if seed_max_side else "seed"
+
+
+def _fuse(method: str, infrared: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+    start = time.perf_counter()
+    if method in PIPELINE_MODES:
+        result = _pipeline(method)(infrared, visible)
+        fused, weights = result.fused, result.weights
+    else:
+        result = BASELINES[method](infrared, visible)
+        fused, weights = result.fused, result.weights
+    return fused, weights, time.perf_counter() - start
+
+
+def evaluate_pair(job: PairJob) -> PairOutcome:
+    """Fuse and score one pair with every method of the job (errors become problems, not crashes)."""
+    settings = _WORKER_SETTINGS
+    outcome = PairOutcome()
+    try:
+        infrared = _read(job.infrared_path, "ir")
+        visible = _read(job.visible_path, "vis")
+    except ValueError as error:
+        outcome.problems.append(str(error))
+        return outcome
+    height, width = (settings.size, settings.size) if settings.size else visible.shape[:2]
+    visible = _resize(visible, width, height)
+    infrared = _resize(infrared, width, height)
+    shown: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    base = {"dataset": job.dataset, "pair": job.name}
+    for method in job.methods:
+        source_ir, source_vis, label = infrared, visible, method
+        if method == "seed" and settings.seed_max_side and max(height, width) > settings.seed_max_side:
+            scale = settings.seed_max_side / max(height, width)
+            small = (max(32, round(width * scale)), max(32, round(height * scale)))
+            source_ir, source_vis = _resize(infrared, *small), _resize(visible, *small)
+        if method == "seed":
+            label = seed_label(settings.seed_max_side)
+        try:
+            fused, weights, seconds = _fuse(method, source_ir, source_vis)
+            scores = compute_metrics(source_ir, source_vis, fused)
+        except Exception as error:  # noqa: BLE001 - one failing method must not end the run
+            outcome.problems.append(f"{job.dataset}/{job.name} {label}: {type(error).__name__}: {error}")
+            continue
+        outcome.rows.append({**base, "method": label, **scores, "seconds": seconds})
+        shown[label] = (fused, weights)
+    for name, folder in job.external:
+        candidates = [job.name, job.visible_path.stem, job.infrared_path.stem]
+        index = _external_index(folder)
+        path = next((index[c.lower()] for c in candidates if c.lower() in index), None)
+        if path is None:
+            outcome.problems.append(f"{job.dataset}/{job.name} {name}: no fused image in {folder}")
+            continue
+        try:
+            fused = _read(path, "vis")
+            fused_h, fused_w = fused.shape[:2]
+            scores = compute_metrics(_resize(infrared, fused_w, fused_h), _resize(visible, fused_w, fused_h), fused)
+        except ValueError as error:
+            outcome.problems.append(f"{job.dataset}/{job.name} {name}: {error}")
+            continue
+        outcome.rows.append({**base, "method": name, **scores, "seconds": math.nan})
+        shown[name] = (fused, None)
+    if job.keep_images:
+        outcome.images = {"infrared": infrared, "visible": visible, "outputs": shown}
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+def _parse_external(values: Sequence[str]) -> list[tuple[str, Path]]:
+    external = []
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--external expects NAME=DIR, got {value!r}")
+        if not Path(folder).is_dir():
+            raise ValueError(f"--external {name}: {folder} is not a folder")
+        external.append((name, Path(folder)))
+    return external
+
+
+def _external_for(dataset: str, folder: Path) -> Path:
+    """An external folder may hold one sub-folder per dataset; use it when present."""
+    candidate = folder / dataset
+    return candidate if candidate.is_dir() else folder
+
+
+def _write_csv(rows: Sequence[dict[str, object]], path: Path) -> None:
+    columns = ["dataset", "pair", "method", *METRIC_NAMES, "seconds"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (f"{row[key]:.6g}" if isinstance(row[key], float) else row[key]) for key in columns})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute a parsed ``ivif-eval`` command line; returns the exit status."""
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in KNOWN_METHODS]
+    if unknown:
+        print(f"ivif-eval: unknown method(s) {unknown}; known: {list(KNOWN_METHODS)}", file=sys.stderr)
+        return 2
+    try:
+        external = _parse_external(args.external)
+    except ValueError as error:
+        print(f"ivif-eval: {error}", file=sys.stderr)
+        return 2
+    settings = EvalSettings(
+        size=args.size, seed_max_side=args.seed_max_side, model=args.model, seed_model=args.seed_model, backend=args.backend
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs: list[PairJob] = []
+    problems: list[str] = []
+    datasets: list[str] = []
+    for folder_name in args.datasets:
+        folder = Path(folder_name)
+        try:
+            pairs, found_problems = dataset_pairs(folder)
+        except FileNotFoundError as error:
+            print(f"ivif-eval: {error}", file=sys.stderr)
+            return 2
+        problems += found_problems
+        dataset = folder.resolve().name
+        datasets.append(dataset)
+        if args.limit:
+            pairs = pairs[: args.limit]
+        for index, (name, ir_path, vis_path) in enumerate(pairs):
+            pair_methods = tuple(m for m in methods if m != "seed" or args.seed_limit is None or index < args.seed_limit)
+            jobs.append(
+                PairJob(
+                    dataset=dataset,
+                    name=name,
+                    infrared_path=ir_path,
+                    visible_path=vis_path,
+                    methods=pair_methods,
+                    external=tuple((n, _external_for(dataset, d)) for n, d in external),
+                    keep_images=index < args.grid_pairs,
+                )
+            )
+    if not jobs:
+        print("ivif-eval: no pairs found", file=sys.stderr)
+        return 1
+    rows, grids = _execute(jobs, settings, args.workers, problems)
+    rows.sort(key=lambda row: (datasets.index(str(row["dataset"])), _natural_key(str(row["pair"])), str(row["method"])))
+    _write_csv(rows, out / "per_pair.csv")
+    labels = [seed_label(args.seed_max_side) if m == "seed" else m for m in methods] + [n for n, _ in external]
+    reference = report.parse_reference_tables(Path(args.reference_table).read_text()) if args.reference_table else {}
+    section = _results_markdown(rows, datasets, labels, grids, out, reference, args)
+    (out / "results.md").write_text(section)
+    if args.benchmarks_md:
+        path = Path(args.benchmarks_md)
+        existing = path.read_text() if path.exists() else "# Benchmarks\n"
+        path.write_text(report.replace_markdown_section(existing, "## Fusion quality", section))
+    if problems:
+        (out / "problems.txt").write_text("\n".join(problems) + "\n")
+        print(f"ivif-eval: {len(problems)} problem(s), see {out / 'problems.txt'}", file=sys.stderr)
+    print(f"ivif-eval: {len(rows)} scores written to {out}")
+    return 0
+
+
+def _execute(
+    jobs: Sequence[PairJob], settings: EvalSettings, workers: int, problems: list[str]
+) -> tuple[list[dict[str, object]], list[tuple[str, str, np.ndarray]]]:
+    from tqdm import tqdm
+
+    rows: list[dict[str, object]] = []
+    grids: list[tuple[str, str, np.ndarray]] = []
+
+    def collect(job: PairJob, outcome: PairOutcome) -> None:
+        rows.extend(outcome.rows)
+        problems.extend(outcome.problems)
+        if outcome.images is not None and outcome.images["outputs"]:
+            images = outcome.images
+            grids.append((job.dataset, job.name, report.sample_grid(images["infrared"], images["visible"], images["outputs"])))
+
+    progress = tqdm(total=len(jobs), desc="ivif-eval", unit="pair", file=sys.stderr)
+    if workers <= 1:
+        _init_worker(settings, torch_threads=1)
+        for job in jobs:
+            collect(job, evaluate_pair(job))
+            progress.update()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker, initargs=(settings, 1)) as pool:
+            # Slow seed pairs first so that they do not end up alone at the tail of the run.
+            ordered = sorted(range(len(jobs)), key=lambda i: "seed" not in jobs[i].methods)
+            for index, outcome in pool.imap_unordered(_indexed_evaluate, [(i, jobs[i]) for i in ordered]):
+                collect(jobs[index], outcome)
+                progress.update()
+    progress.close()
+    return rows, grids
+
+
+def _indexed_evaluate(item: tuple[int, PairJob]) -> tuple[int, PairOutcome]:
+    index, job = item
+    return index, evaluate_pair(job)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    return "ivif-eval " + " ".join(args.argv_for_report)
+
+
+def _results_markdown(
+    rows: Sequence[dict[str, object]],
+    datasets: Sequence[str],
+    labels: Sequence[str],
+    grids: Sequence[tuple[str, str, np.ndarray]],
+    out: Path,
+    reference: dict[str, dict[str, dict[str, float]]],
+    args: argparse.Namespace,
+) -> str:
+    size_text = f"all pairs resized to {args.size}×{args.size}" if args.size else "native size (visible frame)"
+    lines = [
+        "## Fusion quality",
+        "",
+        f"Regenerate with (from the repository root):\n\n```\n{_command_line(args)}\n```\n",
+        f"Scored with `ivif_ros.training.metrics` at {size_text}: grayscale luminance, A = infrared, "
+        "B = visible; MI is the real MI(A,F)+MI(B,F) in bits (not the seed evaluation's 2·EN); "
+        "↓ = lower is better; mean rank over the 11 metrics among the rows of each table "
+        "(1 = best, ties averaged). `s/pair` = fusion seconds per pair on this machine "
+        "(metrics excluded; torch 1 thread per worker).",
+        "",
+    ]
+    seed_row = next((label for label in labels if label.startswith("seed")), None)
+    if seed_row and args.seed_max_side:
+        lines += [
+            f"`{seed_row}`: the seed mode fused and scored on sources downscaled to a longest side of "
+            f"{args.seed_max_side} px (it is too slow for native size on a CPU); gradient metrics "
+            "(EI, SF, DF) of a downscaled image are not comparable with native-size rows.",
+            "",
+        ]
+    for dataset in datasets:
+        dataset_rows = [row for row in rows if row["dataset"] == dataset]
+        means, counts = report.mean_table(dataset_rows, labels)
+        if not means:
+            continue
+        lines += [f"### {dataset}", "", report.markdown_table(means, counts)]
+        rivals = [label for label in labels if label != "default" and label in means]
+        if "default" in means and rivals:
+            lines += ["Goal check (default vs each other row of this run):", "", report.goal_check(means, "default", rivals)]
+        if dataset in reference:
+            merged = dict(reference[dataset])
+            ours = [label for label in means if label not in merged]
+            merged.update({label: means[label] for label in ours})
+            lines += [
+                f"Among the published rows of `{Path(args.reference_table).name}` ({dataset}; this run's rows "
+                "not already present there in bold; published values are rounded as printed):",
+                "",
+                report.markdown_table(merged, show_seconds=False, mark=ours),
+            ]
+        plot = out / "plots" / f"{dataset}_metrics.png"
+        report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
+        lines += [f"Bar charts: `{plot}`.", ""]
+    for dataset, name, grid in grids:
+        path = out / "grids" / f"{dataset}_{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), grid)
+    if grids:
+        lines += [f"Sample grids (inputs, fused images, weight maps): `{out / 'grids'}/`.", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ivif-eval`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="ivif-eval", description="Score fusion methods with 11 quality metrics over dataset folders."
+    )
+    parser.add_argument("datasets", nargs="+", help="dataset folders (ir/ + vis/, or TNO-style IR{k}/VIS{k} files)")
+    parser.add_argument("--out", required=True, help="output folder (CSV, Markdown, plots, grids)")
+    parser.add_argument(
+        "--methods", default=",".join(DEFAULT_METHODS), help=f"comma list from {','.join(KNOWN_METHODS)}"
+    )
+    parser.add_argument("--external", action="append", default=[], metavar="NAME=DIR",
+                        help="folder of fused images (file stem = pair name; may hold one sub-folder per dataset)")
+    parser.add_argument("--size", type=int, default=None, help="resize every pair to SIZE×SIZE (paper: 456)")
+    parser.add_argument("--limit", type=int, default=None, help="first N pairs per dataset")
+    parser.add_argument("--seed-limit", type=int, default=None, help="first N pairs per dataset for the slow seed mode")
+    parser.add_argument("--seed-max-side", type=int, default=None,
+                        help="fuse and score the seed mode on sources downscaled to this longest side")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (torch 1 thread each)")
+    parser.add_argument("--grid-pairs", type=int, default=2, help="sample grids for the first N pairs per dataset")
+    parser.add_argument("--reference-table", default=None,
+                        help="peer-reference.md-style Markdown: add a merged mean-rank table per dataset")
+    parser.add_argument("--benchmarks-md", default=None,
+                        help="also replace the '## Fusion quality' section of this Markdown file")
+    parser.add_argument("--model", default=None, help="detector weights for the default mode (default: shipped)")
+    parser.add_argument("--seed-model", default=None, help="detector weights for the seed mode (default: shipped)")
+    parser.add_argument("--backend", default="auto", help="inference backend of the pipeline modes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``ivif-eval``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv_for_report = argv
+    for name in ("size", "limit", "seed_limit", "seed_max_side"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
