@@ -284,8 +284,10 @@ def qabf(source_a: np.ndarray, source_b: np.ndarray, fused: np.ndarray) -> float
     * ``Q_SF = Tg/(1 + e^{kg (G − Dg)}) · Ta/(1 + e^{ka (Aα − Da)})`` with Tg = 0.9994,
       kg = −15, Dg = 0.5, Ta = 0.9879, ka = −22, Da = 0.8;
 
-    ``Qabf = Σ (Q_AF g_A + Q_BF g_B) / Σ (g_A + g_B)`` (weights g^L with L = 1). Range 0..≈0.987
-    (F = A = B gives Tg·Ta). NaN when neither source has any edge (0/0). Symmetric in A and B.
+    ``Qabf = Σ (Q_AF g_A + Q_BF g_B) / Σ (g_A + g_B)`` (weights g^L with L = 1). Range 0..≈0.975:
+    F = A = B gives ``Tg · Ta/(1 + e^{ka (1 − Da)}) ≈ 0.9753``. The zero padding gives even a
+    constant image edges along its border; NaN only when both sources are all zero (0/0).
+    Symmetric in A and B.
     """
     image_a, image_b, image_f = (_as_float(x) for x in (source_a, source_b, fused))
     _check_same_shape(image_a, image_b, image_f)
