@@ -367,6 +367,9 @@ def nabf(source_a: np.ndarray, source_b: np.ndarray, fused: np.ndarray) -> float
 _VIFF_NOISE_VARIANCE = 0.005 * 255 * 255
 _VIFF_SCALE_WEIGHTS = np.array([1.0, 0.0, 0.15, 1.0]) / 2.15
 _VIFF_C = 1e-7
+#: Smallest side with a non-empty window at all four VIFF scales (17-px 'valid' filter, then
+#: 9, 5, 3 px, each scale after a 2× decimation).
+VIFF_MIN_SIDE = 41
 
 
 def _gaussian_valid(image: np.ndarray, size: int) -> np.ndarray:
@@ -414,7 +417,7 @@ def _viff_scales(reference: np.ndarray, distorted: np.ndarray) -> list[tuple[np.
 def viff(source_a: np.ndarray, source_b: np.ndarray, fused: np.ndarray) -> float:
     """VIFF, visual information fidelity for fusion (Han et al. 2013). Higher is better.
 
-    Four scales (Gaussian windows 33, 17, 9, 5 px, σ = size/5, 'valid' filtering, 2× decimation
+    Four scales (Gaussian windows 17, 9, 5, 3 px, σ = size/5, 'valid' filtering, 2× decimation
     between scales), 0..255 scale, visual noise variance σ_n² = 0.005·255². Per scale and source S
     the VIF model of Sheikh & Bovik gives gain ``g``, source variance ``σ_S²`` and distortion
     variance ``σ_v²`` per window; ``VID = log10(1 + g² σ_S² / (σ_v² + σ_n²))`` and
@@ -422,9 +425,13 @@ def viff(source_a: np.ndarray, source_b: np.ndarray, fused: np.ndarray) -> float
     tie, as in VIFF_Public.m: the only place where the A/B order matters), then
     ``VIFF_k = Σ(VID + C) / Σ(VIND + C)``, C = 1e-7, and
     ``VIFF = Σ_k p_k VIFF_k`` with p = (1, 0, 0.15, 1)/2.15. F = A = B gives ≈ 1.
+    NaN for images smaller than :data:`VIFF_MIN_SIDE` (41) pixels on a side, where the coarsest
+    scale has no window (MATLAB fails there).
     """
     image_a, image_b, image_f = (_as_float(x) for x in (source_a, source_b, fused))
     _check_same_shape(image_a, image_b, image_f)
+    if min(image_f.shape) < VIFF_MIN_SIDE:
+        return float("nan")
     scales_a = _viff_scales(image_a, image_f)
     scales_b = _viff_scales(image_b, image_f)
     total = 0.0

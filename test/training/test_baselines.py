@@ -1,0 +1,109 @@
+"""Tests of ivif_ros.training.baselines: values, shapes, ranges and colour handling."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ivif_ros.training.baselines import BASELINES, fuse_baseline, fuse_gff, fuse_laplacian_pyramid, fuse_max, fuse_mean
+from ivif_ros.training.metrics import compute_metrics
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    smooth = cv2.GaussianBlur(rng.uniform(0, 255, (72, 96)), (0, 0), 3.0)
+    infrared = np.clip(smooth * 1.4 - 50, 0, 255).astype(np.uint8)
+    visible = np.dstack(
+        [np.clip(255 - smooth + rng.normal(0, 4, smooth.shape) + shift, 0, 255) for shift in (-20, 0, 25)]
+    ).astype(np.uint8)
+    return infrared, visible
+
+
+class TestMeanAndMax:
+    def test_mean_rounds_half_up_on_gray(self) -> None:
+        ir = np.array([[0, 1, 255]], np.uint8)
+        vis = np.array([[1, 2, 254]], np.uint8)
+        result = fuse_mean(ir, vis)
+        np.testing.assert_array_equal(result.fused, [[1, 2, 255]])
+        np.testing.assert_array_equal(result.weights, 0.5)
+
+    def test_max_on_gray(self) -> None:
+        ir = np.array([[10, 200]], np.uint8)
+        vis = np.array([[50, 100]], np.uint8)
+        result = fuse_max(ir, vis)
+        np.testing.assert_array_equal(result.fused, [[50, 200]])
+        np.testing.assert_array_equal(result.weights, [[1.0, 0.0]])
+
+
+class TestAllBaselines:
+    @pytest.mark.parametrize("name", sorted(BASELINES))
+    def test_colour_output_keeps_chroma(self, pair, name) -> None:
+        ir, vis = pair
+        result = fuse_baseline(name, ir, vis)
+        assert result.fused.shape == vis.shape and result.fused.dtype == np.uint8
+        assert result.weights.shape == ir.shape and result.weights.dtype == np.float32
+        assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
+        fused_crcb = cv2.cvtColor(result.fused, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
+        vis_crcb = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
+        # Chroma survives the YCrCb round trip up to rounding (and gamut clipping at the extremes).
+        assert np.median(np.abs(fused_crcb - vis_crcb)) <= 1
+
+    @pytest.mark.parametrize("name", sorted(BASELINES))
+    def test_gray_visible_gives_gray(self, pair, name) -> None:
+        ir, vis = pair
+        gray = cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY)
+        fused = fuse_baseline(name, ir, gray).fused
+        assert fused.shape == gray.shape
+
+    @pytest.mark.parametrize("name", sorted(BASELINES))
+    def test_identical_sources_are_reproduced(self, pair, name) -> None:
+        ir, _ = pair
+        fused = fuse_baseline(name, ir, ir).fused
+        assert np.abs(fused.astype(int) - ir).max() <= 1
+
+    @pytest.mark.parametrize("name", ["lp", "gff"])
+    def test_multiscale_keeps_edges_of_both(self, pair, name) -> None:
+        ir, vis = pair
+        gray = cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY)
+        scores = {method: compute_metrics(ir, gray, fuse_baseline(method, ir, gray).fused, ["Qabf"])["Qabf"]
+                  for method in ("mean", name)}
+        assert scores[name] > scores["mean"]
+
+    def test_three_channel_equal_infrared_is_collapsed(self, pair) -> None:
+        ir, vis = pair
+        np.testing.assert_array_equal(fuse_mean(np.dstack([ir] * 3), vis).fused, fuse_mean(ir, vis).fused)
+
+
+class TestErrors:
+    def test_unknown_name(self, pair) -> None:
+        with pytest.raises(ValueError, match="unknown baseline"):
+            fuse_baseline("wavelet", *pair)
+
+    def test_size_mismatch(self, pair) -> None:
+        ir, vis = pair
+        with pytest.raises(ValueError, match="differ in size"):
+            fuse_mean(ir[:10], vis)
+
+    def test_dtype(self, pair) -> None:
+        ir, vis = pair
+        with pytest.raises(ValueError, match="uint8"):
+            fuse_max(ir.astype(np.uint16), vis)
+
+    def test_pyramid_too_deep(self) -> None:
+        small = np.zeros((8, 8), np.uint8)
+        with pytest.raises(ValueError, match="too small"):
+            fuse_laplacian_pyramid(small, small, levels=4)
+        with pytest.raises(ValueError, match="levels"):
+            fuse_laplacian_pyramid(small, small, levels=0)
+
+
+def test_gff_weights_follow_saliency() -> None:
+    """A textured visible half and a textured infrared half: each side's base weight favours its source."""
+    rng = np.random.default_rng(5)
+    texture = rng.uniform(0, 255, (64, 128))
+    flat = np.full((64, 128), 128.0)
+    vis = np.where(np.arange(128)[None, :] < 64, texture, flat).astype(np.uint8)
+    ir = np.where(np.arange(128)[None, :] >= 64, texture, flat).astype(np.uint8)
+    weights = fuse_gff(ir, vis).weights
+    assert weights[:, :20].mean() > 0.8 and weights[:, -20:].mean() < 0.2
