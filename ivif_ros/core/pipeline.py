@@ -238,6 +238,8 @@ class FusionPipeline:
         seed_model: detector for the seed mode: None = shipped seed weights when present.
         backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``.
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        gpu_pipeline: default mode through ``core.torch_pipeline`` (all stages as device ops):
+            None = when the detector runs on CUDA, True = always (also on CPU, for tests), False = never.
 
     Raises:
         ValueError: invalid config. ``ModelError`` / ``BackendError`` surface when a detector is
@@ -251,6 +253,7 @@ class FusionPipeline:
         seed_model: str | Path | None = None,
         backend: str = "auto",
         device: str = "auto",
+        gpu_pipeline: bool | None = None,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
@@ -260,6 +263,9 @@ class FusionPipeline:
         self._detectors: dict[str, Any] = {}
         self._model_infos: dict[str, Any] = {}
         self._detector(self.config.mode)
+        # >>> torch path (core/torch_pipeline.py, owned by the backends/perf engineer) >>>
+        self._gpu_pipeline, self._torch_path = gpu_pipeline, None
+        # <<< torch path <<<
 
     # ---- configuration -------------------------------------------------------------------
     def update(self, **changes: Any) -> None:
@@ -324,6 +330,19 @@ class FusionPipeline:
             FusionInputError: invalid input (message names the problem).
         """
         config = self.config
+        # >>> torch path: the CUDA-resident default mode (decided once, on first use) >>>
+        if config.mode == "default" and self._gpu_pipeline is not False:
+            if self._torch_path is None:
+                backend = self._detector("default")
+                if self._gpu_pipeline or str(backend.device).startswith("cuda"):
+                    from .torch_pipeline import TorchFusionPath
+
+                    self._torch_path = TorchFusionPath(backend)
+                else:
+                    self._gpu_pipeline = False
+            if self._torch_path is not None:
+                return self._torch_path(ir, vis, config)
+        # <<< torch path <<<
         timings: dict[str, float] = {}
         start = time.perf_counter()
         thermal, visible, warnings = prepare_pair(ir, vis, config)
