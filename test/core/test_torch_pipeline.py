@@ -1,0 +1,145 @@
+"""core.torch_pipeline: the tensor twin of FusionPipeline's default mode.
+
+Parity is checked against whatever ``FusionPipeline`` (numpy path) does at the time the tests run,
+so a later change of the default algorithm that is not ported fails here.
+"""
+import copy
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ivif_ros.core import fusion, guided_filter
+from ivif_ros.core import torch_pipeline as tp
+from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+from ivif_ros.core.synthetic import synthetic_pair
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def numpy_pipe():
+    torch.manual_seed(0)
+    return FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=False)
+
+
+@pytest.fixture(scope="module")
+def torch_pipe():
+    torch.manual_seed(0)
+    return FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=True)
+
+
+def same_detector(numpy_pipe, torch_pipe):
+    torch_pipe._detectors["default"] = numpy_pipe._detector("default")
+    torch_pipe._torch_path = None
+
+
+def assert_close_results(expected, actual):
+    assert actual.fused.dtype == expected.fused.dtype == np.uint8
+    assert actual.fused.shape == expected.fused.shape
+    assert actual.weights.dtype == np.float32 and actual.weights.shape == expected.weights.shape
+    diff = np.abs(expected.fused.astype(np.int16) - actual.fused.astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+    np.testing.assert_allclose(actual.weights, expected.weights, atol=1e-4)
+    assert set(expected.timings) <= set(actual.timings)
+
+
+class TestPipelineParity:
+    @pytest.mark.parametrize(
+        "height,width,color,bits",
+        [(256, 320, True, 8), (301, 417, False, 16)],
+    )
+    def test_default_mode_matches_numpy(self, numpy_pipe, torch_pipe, height, width, color, bits):
+        same_detector(numpy_pipe, torch_pipe)
+        ir, vis = synthetic_pair(height, width, seed=3, color=color, thermal_bits=bits)
+        expected = numpy_pipe(ir, vis)
+        actual = torch_pipe(ir, vis)
+        assert torch_pipe._torch_path is not None and numpy_pipe._torch_path is None
+        assert_close_results(expected, actual)
+        assert 0.0 <= actual.weights.min() and actual.weights.max() <= 1.0
+
+    def test_nondefault_settings_match(self, numpy_pipe, torch_pipe):
+        same_detector(numpy_pipe, torch_pipe)
+        changes = dict(thermal_enhance=0.5, visible_enhance=1.0, detail_rule="weighted", smoothing_radius=0,
+                       detector_scale=1.0, thermal_stretch="percentile", weight_temperature=2.0)
+        numpy_pipe.update(**changes)
+        torch_pipe.update(**changes)
+        try:
+            ir, vis = synthetic_pair(200, 240, seed=5)
+            assert_close_results(numpy_pipe(ir, vis), torch_pipe(ir, vis))
+        finally:
+            defaults = FusionConfig()
+            reset = {key: getattr(defaults, key) for key in changes}
+            numpy_pipe.update(**reset)
+            torch_pipe.update(**reset)
+
+    def test_float_thermal_and_readonly_inputs(self, numpy_pipe, torch_pipe):
+        same_detector(numpy_pipe, torch_pipe)
+        ir, vis = synthetic_pair(128, 160, seed=1)
+        ir = ir.astype(np.float32) * 0.37 - 4.0
+        ir.flags.writeable = False
+        vis.flags.writeable = False
+        assert_close_results(numpy_pipe(ir, vis), torch_pipe(ir, vis))
+
+    def test_path_runs_on_the_backend_device(self, torch_pipe):
+        path = tp.TorchFusionPath(torch_pipe._detector("default"))
+        assert path.device.type == "cpu"
+
+    def test_invalid_input_raises_like_numpy(self, torch_pipe):
+        from ivif_ros.core.errors import FusionInputError
+
+        with pytest.raises(FusionInputError):
+            torch_pipe(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
+
+
+class TestPrimitives:
+    def test_box_mean_matches_opencv_reflect(self):
+        image = RNG.random((37, 53)).astype(np.float32)
+        for radius in (1, 5, 40):  # 40: wider than the image, reflection wraps
+            expected = guided_filter._box_mean(image, radius)
+            np.testing.assert_allclose(tp.box_mean(torch.from_numpy(image), radius).numpy(), expected, atol=1e-5)
+
+    @pytest.mark.parametrize("size,mode,flag", [((17, 21), "area", cv2.INTER_AREA), ((64, 80), "area", cv2.INTER_AREA),
+                                                ((300, 200), "linear", cv2.INTER_LINEAR)])
+    def test_resize_matches_opencv(self, size, mode, flag):
+        image = RNG.random((128, 160)).astype(np.float32)
+        expected = cv2.resize(image, (size[1], size[0]), interpolation=flag)
+        np.testing.assert_allclose(tp.resize(torch.from_numpy(image), size, mode).numpy(), expected, atol=1e-5)
+
+    @pytest.mark.parametrize("subsample", [1, 3])
+    def test_guided_filter_matches(self, subsample):
+        guide, src = RNG.random((90, 120)).astype(np.float32), RNG.random((90, 120)).astype(np.float32)
+        expected = guided_filter.fast_guided_filter(guide, src, 8, 1e-3, subsample)
+        actual = tp.fast_guided_filter(torch.from_numpy(guide), torch.from_numpy(src), 8, 1e-3, subsample)
+        np.testing.assert_allclose(actual.numpy(), expected, atol=1e-5)
+        with pytest.raises(ValueError):
+            tp.fast_guided_filter(torch.from_numpy(guide), torch.from_numpy(src[:10]), 8, 1e-3)
+
+    def test_colour_conversions_are_bit_exact(self):
+        bgr = RNG.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+        luminance = (RNG.random((40, 50)) * 300 - 20).astype(np.float32)
+        assert np.array_equal(tp.bgr_to_luma(torch.from_numpy(bgr)).numpy(), fusion.to_luminance(bgr).astype(np.int32))
+        expected = fusion.merge_luminance(bgr, luminance)
+        assert np.array_equal(tp.merge_luminance(torch.from_numpy(bgr), torch.from_numpy(luminance)).numpy(), expected)
+
+    def test_constant_thermal_maps_to_zero(self):
+        flat = torch.full((32, 40), 7, dtype=torch.uint8)
+        assert torch.count_nonzero(tp.stretch_thermal(flat, "auto", (0.5, 99.5), 256)) == 0
+        assert torch.count_nonzero(tp.stretch_thermal(flat.to(torch.int32), "percentile", (0.5, 99.5), 65536)) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available: CUDA-vs-CPU parity not run")
+@pytest.mark.parametrize("height,width", [(512, 640), (1024, 1280)])
+def test_cuda_matches_cpu(numpy_pipe, height, width):
+    from ivif_ros.backends.torch_backend import TorchBackend
+    from ivif_ros.models import load_model
+
+    net, _ = load_model(None)
+    cuda_net = copy.deepcopy(net)  # same weights (an untrained net is randomly initialised)
+    cpu = tp.TorchFusionPath(TorchBackend(net, device="cpu"))
+    cuda = tp.TorchFusionPath(TorchBackend(cuda_net, device="cuda", fp16=False))
+    ir, vis = synthetic_pair(height, width, seed=2)
+    expected, actual = cpu(ir, vis, FusionConfig()), cuda(ir, vis, FusionConfig())
+    assert_close_results(expected, actual)
+    assert actual.timings["detect"] > 0.0
