@@ -343,7 +343,9 @@ class PatchDataset:
                 raise DatasetError(f"{self.root / shard['stem']}_*.npy: cannot map shard ({exc})") from exc
             if x.shape != (shard["count"], 3, 2 * BLOCK, BLOCK) or len(y) != shard["count"] or len(s) != shard["count"]:
                 raise DatasetError(f"{self.root / shard['stem']}_x.npy: shape {x.shape} does not match the manifest")
-            self.x.append(x), self.y.append(y), self.src.append(s)
+            self.x.append(x)
+            self.y.append(y)
+            self.src.append(s)
         counts = [len(y) for y in self.y]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         total = int(self.offsets[-1])

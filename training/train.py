@@ -125,6 +125,8 @@ class _Dist:
 
     def init(self, device: torch.device) -> None:
         if self.world > 1 and not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     def sum(self, values: list[float], device: torch.device) -> list[float]:
@@ -232,6 +234,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
     run = cfg.run_dir
     if ddp.is_main:
         run.mkdir(parents=True, exist_ok=True)

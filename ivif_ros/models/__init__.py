@@ -4,9 +4,7 @@ Example:
     >>> from ivif_ros.models import create_model, load_model
     >>> net, info = load_model(None)   # shipped default (``fast``)
 """
-from . import fast as _fast  # noqa: F401  (registers "fast")
-from . import seed as _seed  # noqa: F401  (registers "seed")
-from .fast import FastNet
+from .fast import FastNet  # importing an architecture module registers it
 from .features import normalize_paths, sobel_features
 from .loading import DEFAULT_MODEL, WEIGHTS_DIR, ModelInfo, load_model, save_model, shipped_weights
 from .registry import ModelError, create_model, is_model, list_models, register_model
