@@ -143,8 +143,13 @@ class OnnxRuntimeBackend(DetectorBackend):
         onnx_path: use this ONNX file instead of exporting ``model`` (its window/stride still come
             from ``model``).
         cache_dir: folder of cached exports (default ``~/.cache/ivif_ros/onnx`` or ``$IVIF_CACHE_DIR/onnx``).
-        intra_op_threads: onnxruntime intra-op threads (None = onnxruntime's default, all cores).
+        intra_op_threads: onnxruntime intra-op threads. Default 1: the detector at reduced
+            resolution is small, and onnxruntime's spinning pool (None = its default, one thread per
+            core) starves the OpenCV stages of the same frame; on the 2-core reference machine 1
+            thread doubled full-pipeline pairs/s (docs/speed.md).
         inter_op_threads: inter-op threads (the graph is a chain; 1 is right).
+        spinning: let idle intra-op threads spin (onnxruntime's default); False frees the cores
+            between calls, which helps when other processes (the ROS executor, OpenCV) share them.
         opset: ONNX opset of the export.
 
     Raises:
@@ -159,8 +164,9 @@ class OnnxRuntimeBackend(DetectorBackend):
         device: str = "auto",
         onnx_path: str | Path | None = None,
         cache_dir: str | Path | None = None,
-        intra_op_threads: int | None = None,
+        intra_op_threads: int | None = 1,
         inter_op_threads: int = 1,
+        spinning: bool = True,
         opset: int = DEFAULT_OPSET,
     ) -> None:
         super().__init__(window=int(model.window), stride=int(model.stride))
@@ -176,6 +182,7 @@ class OnnxRuntimeBackend(DetectorBackend):
         self._fixed_path = Path(onnx_path) if onnx_path is not None else None
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
+        self.spinning = bool(spinning)
         use_cuda = _wants_cuda(device) or (
             device == "auto" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
         )
@@ -196,6 +203,9 @@ class OnnxRuntimeBackend(DetectorBackend):
             options.intra_op_num_threads = int(self.intra_op_threads)
         options.inter_op_num_threads = int(self.inter_op_threads)
         options.log_severity_level = 3
+        if not self.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         return options
 
     def _open(self):
@@ -253,6 +263,7 @@ class OnnxRuntimeBackend(DetectorBackend):
             "precision": "fp32",
             "providers": ",".join(self._session.get_providers()),
             "intra_op_threads": str(self.intra_op_threads if self.intra_op_threads is not None else "default"),
+            "spinning": str(self.spinning),
             "onnx": str(self.onnx_path),
         }
 

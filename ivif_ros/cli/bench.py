@@ -32,7 +32,7 @@ __all__ = ["main", "bench_command", "parse_variant", "parse_size", "machine_info
 
 STAGES = ("msg_in", "prepare", "enhance", "detect", "weights", "fuse", "msg_out")
 DEFAULT_SIZES = ("640x512", "1280x1024")
-CPU_VARIANTS = ("onnxruntime", "onnxruntime:intra_op_threads=1", "torch")
+CPU_VARIANTS = ("onnxruntime", "onnxruntime:intra_op_threads=2", "torch", "torch:threads=1")
 CUDA_VARIANTS = (
     "torch:fp16=0",
     "torch:fp16=1",

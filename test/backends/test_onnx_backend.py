@@ -69,6 +69,15 @@ def test_thread_setting_and_describe(fast_net):
     facts = backend.describe()
     assert facts["backend"] == "onnxruntime" and facts["device"] == "cpu"
     assert facts["intra_op_threads"] == "1" and "CPUExecutionProvider" in facts["providers"]
+    assert facts["spinning"] == "True"
+
+
+def test_no_spinning_option_still_scores(fast_net):
+    backend = OnnxRuntimeBackend(fast_net, device="cpu", spinning=False)
+    assert backend.describe()["spinning"] == "False"
+    pair = blurry_pair(64, 64)
+    with torch.inference_mode():
+        np.testing.assert_allclose(backend(pair), fast_net(torch.from_numpy(pair)).numpy(), atol=1e-4)
 
 
 def test_set_stride_reexports(fast_net):
