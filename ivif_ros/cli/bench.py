@@ -427,6 +427,7 @@ def bench_command(
 
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
+    base_threads = torch.get_num_threads()
     msg_fns = _message_functions()
     report: dict[str, Any] = {
         "machine": machine_info(),
@@ -449,6 +450,7 @@ def bench_command(
         label = f"{size[1]}x{size[0]}"
         pairs = _load_pairs(size, data, 8)
         for text, (name, options) in zip(variant_texts, parsed):
+            torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
             if not skip_pipeline:
                 row: dict[str, Any] = {"size": label, "variant": text}
                 try:
