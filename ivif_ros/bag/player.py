@@ -91,7 +91,7 @@ class PlaySummary:
 
     Attributes:
         published: Topic -> messages published.
-        passes: Passes over the bag (1 without loop).
+        passes: Passes over the bag started (1 without loop).
         wall_s: Seconds spent publishing.
         stopped: True when stopped early (``stop`` event or Ctrl-C).
     """
@@ -155,6 +155,7 @@ def play_bag(
     stop = stop or threading.Event()
     import rclpy
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
 
     summary = PlaySummary()
     with open_bag(path) as reader:
@@ -179,7 +180,9 @@ def play_bag(
             durability=DurabilityPolicy.VOLATILE,
         )
         context = rclpy.Context()
-        rclpy.init(context=context, domain_id=options.domain_id)
+        # No rclpy signal handlers: Ctrl-C arrives as KeyboardInterrupt, the CLI maps SIGTERM to
+        # ``stop``, and a library caller in a thread keeps its own handlers.
+        rclpy.init(context=context, domain_id=options.domain_id, signal_handler_options=SignalHandlerOptions.NO)
         node = None
         started = time.monotonic()
         try:
@@ -195,8 +198,8 @@ def play_bag(
             started = time.monotonic()
             while not stop.is_set():
                 origin = time.time_ns() if options.restamp else None
-                _play_pass(reader, connections, begin, options.rate, origin, publishers, clock_pub, summary, stop)
                 summary.passes += 1
+                _play_pass(reader, connections, begin, options.rate, origin, publishers, clock_pub, summary, stop)
                 if not options.loop or (options.max_loops and summary.passes >= options.max_loops):
                     break
         except KeyboardInterrupt:

@@ -14,7 +14,9 @@ Errors print one line on stderr and exit with status 1 (130 on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -105,7 +107,12 @@ def command_play(bag: Path, **options: object) -> int:
     from ivif_ros.bag.player import PlayOptions, play_bag
 
     play_options = PlayOptions(**options)  # type: ignore[arg-type]
-    summary = play_bag(bag, play_options, log=lambda line: print(line, file=sys.stderr))
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stop cleanly, like Ctrl-C
+    try:
+        summary = play_bag(bag, play_options, stop=stop, log=lambda line: print(line, file=sys.stderr))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{topic} {count}" for topic, count in summary.published.items())
     state = "stopped" if summary.stopped else "done"
     print(f"{state}: {summary.passes} pass(es) in {summary.wall_s:.1f} s; published {counts}")

@@ -112,3 +112,33 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
     result = subprocess.run([*command, "info", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == f"ivif-bag: error: bag not found: {tmp_path / 'none'}"
+
+
+def test_play_loop_clock_stops_on_sigterm(bag: Path) -> None:
+    """``play --loop --clock`` runs until SIGTERM, then exits 130 with a summary line."""
+    import os
+    import random
+    import signal
+    import time
+
+    script = shutil.which("ivif-bag")
+    command = [script] if script else [sys.executable, "-m", "ivif_ros.cli.bag"]
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    domain = str(random.randint(1, 101))
+    process = subprocess.Popen(
+        [*command, "play", str(bag), "--loop", "--clock", "--restamp", "--rate", "4", "--wait-for-subscribers", "0",
+         "--domain-id", domain],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        time.sleep(3.0)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert out.startswith("stopped: ") and "/rgb/image_raw" in out
+    assert "Traceback" not in err
