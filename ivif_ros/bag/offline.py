@@ -243,7 +243,9 @@ def fuse_bag(
         created = False
         try:
             with (
-                bag_writer(output_path, storage=options.storage, version=options.version, overwrite=overwrite) as writer,
+                bag_writer(
+                    output_path, storage=options.storage, version=options.version, overwrite=overwrite
+                ) as writer,
                 csv_path.open("w", newline="") as csv_file,
                 tqdm(total=len(pairs), unit="pair", disable=not progress, desc="fuse") as bar,
             ):
@@ -358,7 +360,9 @@ class _PairFuser:
         self._image_cls = self._store.types[IMAGE_TYPE]
         qos = [default_qos()]
         self._conns = {
-            normalize_topic(t): writer.add_connection(normalize_topic(t), m, typestore=self._store, offered_qos_profiles=qos)
+            normalize_topic(t): writer.add_connection(
+                normalize_topic(t), m, typestore=self._store, offered_qos_profiles=qos
+            )
             for t, m in outputs.items()
         }
         self.total_ms = 0.0

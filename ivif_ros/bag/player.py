@@ -81,6 +81,8 @@ class PlayOptions:
             raise BagError(f"--start-offset must be >= 0 s, got {self.start_offset}")
         if self.qos_depth < 1:
             raise BagError(f"--qos-depth must be >= 1, got {self.qos_depth}")
+        if self.domain_id is not None and not 0 <= self.domain_id <= 232:
+            raise BagError(f"--domain-id must be in 0..232, got {self.domain_id}")
         if self.max_loops is not None and self.max_loops < 1:
             raise BagError(f"max_loops must be >= 1, got {self.max_loops}")
 
@@ -182,7 +184,10 @@ def play_bag(
         context = rclpy.Context()
         # No rclpy signal handlers: Ctrl-C arrives as KeyboardInterrupt, the CLI maps SIGTERM to
         # ``stop``, and a library caller in a thread keeps its own handlers.
-        rclpy.init(context=context, domain_id=options.domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            rclpy.init(context=context, domain_id=options.domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        except Exception as exc:  # noqa: BLE001 - rcl reports a bad environment with assorted errors
+            raise BagError(f"cannot start ROS 2: {exc}") from exc
         node = None
         started = time.monotonic()
         try:

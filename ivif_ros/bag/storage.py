@@ -186,7 +186,9 @@ def iter_messages(
     except BagError:
         raise
     except Exception as exc:  # noqa: BLE001 - see open_bag
-        raise BagError(f"cannot read messages from {reader.path}: {_describe(exc)} (corrupt or truncated file)") from exc
+        raise BagError(
+            f"cannot read messages from {reader.path}: {_describe(exc)} (corrupt or truncated file)"
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ def command_fuse(
 
     bag = Path(bag)
     output = output or bag.with_name(bag.name.removesuffix(".mcap").removesuffix(".db3") + "_fused")
-    summary = fuse_bag(bag, output, FuseOptions(**options), csv_path=csv, overwrite=overwrite, progress=progress)  # type: ignore[arg-type]
+    fuse_options = FuseOptions(**options)  # type: ignore[arg-type]
+    summary = fuse_bag(bag, output, fuse_options, csv_path=csv, overwrite=overwrite, progress=progress)
     for problem in summary.problems[:3]:
         print(f"skipped {problem}", file=sys.stderr)
     unpaired = ", ".join(f"{topic} {n}" for topic, n in summary.unpaired.items() if n)
@@ -230,7 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("-l", "--loop", action="store_true", help="start again at the end until Ctrl-C")
     play.add_argument("--start-offset", type=float, default=0.0, help="seconds into the bag to start at")
     play.add_argument("--topics", nargs="+", default=(), help="topics to publish (default: Image + CameraInfo)")
-    play.add_argument("--restamp", action="store_true", help="stamp messages with the wall-clock time of publication (use with --loop)")
+    play.add_argument(
+        "--restamp", action="store_true",
+        help="stamp messages with the wall-clock time of publication (use with --loop)",
+    )
     play.add_argument("--clock", action="store_true", help="also publish /clock (for use_sim_time)")
     play.add_argument("--qos-depth", type=int, default=5, help="keep-last depth (%(default)s)")
     play.add_argument("--best-effort", action="store_true", help="best-effort instead of reliable")

@@ -51,7 +51,8 @@ def test_make_info_fuse(bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     assert main(["info", str(bag)]) == 0
     out = capsys.readouterr().out
-    assert "/thermal/image_raw  sensor_msgs/msg/Image  4" in out and "0.304 s" in out  # 3 periods + the 4 ms thermal offset
+    assert "/thermal/image_raw  sensor_msgs/msg/Image  4" in out
+    assert "0.304 s" in out  # 3 periods + the 4 ms thermal offset
     out_bag = tmp_path / "fused"
     argv = ["fuse", str(bag), "-o", str(out_bag), "--device", "cpu", "--colored", "--no-progress"]
     assert main(argv) == 0
