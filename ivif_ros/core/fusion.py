@@ -1,8 +1,8 @@
 """Stage 4b: combining the enhanced luminances with a weight map, plus colour handling.
 
 * ``blend`` — per-pixel convex combination (the paper's fusion, before Retinex).
-* ``two_scale_fuse`` — the product: base layers mixed by the weight map, detail layers by the
-  stronger local detail, so edges of both sources survive without seams.
+* ``saliency_detail_fuse`` — the product: base layers by soft brightness selection, detail layers
+  by the detector/detail-energy weight map, then ``percentile_stretch``.
 * ``single_scale_retinex`` — the paper's final contrast step (log10 domain, sigma 300).
 * ``to_luminance`` / ``merge_luminance`` — colour: fuse Y of YCrCb, keep the visible chroma.
 """
@@ -11,7 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["blend", "two_scale_fuse", "single_scale_retinex", "to_luminance", "merge_luminance"]
+__all__ = [
+    "blend", "split_base_detail", "detail_energy_weights", "saliency_detail_fuse", "percentile_stretch",
+    "single_scale_retinex", "to_luminance", "merge_luminance",
+]
 
 
 def blend(visible: np.ndarray, infrared: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -24,33 +27,72 @@ def _box_base(image: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(image, -1, (size, size), borderType=cv2.BORDER_REFLECT)
 
 
-def two_scale_fuse(
-    visible: np.ndarray,
-    infrared: np.ndarray,
-    weights: np.ndarray,
-    base_radius: int = 16,
-    detail_gain: float = 1.0,
-    detail_rule: str = "max",
-) -> np.ndarray:
-    """Base/detail fusion driven by the weight map.
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + cv2.exp(-np.clip(values, -30.0, 30.0)))
 
-    base = box mean (radius ``base_radius``), detail = image − base. The fused base is
-    ``blend(base_vis, base_ir, weights)``; the fused detail is the larger-magnitude detail of the two
-    sources (``detail_rule="max"``) or the weight-map blend of both (``"weighted"``).
+
+def split_base_detail(image: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(base, detail) with base = box mean of radius ``radius`` and detail = image − base."""
+    base = _box_base(image, radius)
+    return base, image - base
+
+
+def detail_energy_weights(
+    detail_visible: np.ndarray, detail_infrared: np.ndarray, sigma: float = 2.0, sharpness: float = 4.0
+) -> np.ndarray:
+    """Visible share from local detail energy: ``sigmoid(sharpness·log(E_vis / E_ir))``.
+
+    ``E`` = Gaussian(σ) mean of |detail| (+0.01 so flat regions are a tie). Smooth, so detail never
+    switches source from one pixel to the next (pixel-wise max-abs switching creates gradients
+    present in neither source, which the Nabf metric counts as artefacts).
+    """
+    energy_vis = cv2.GaussianBlur(np.abs(detail_visible), (0, 0), sigma) + np.float32(0.01)
+    energy_ir = cv2.GaussianBlur(np.abs(detail_infrared), (0, 0), sigma) + np.float32(0.01)
+    return _sigmoid(np.float32(sharpness) * (cv2.log(energy_vis) - cv2.log(energy_ir)))
+
+
+def saliency_detail_fuse(
+    visible_layers: tuple[np.ndarray, np.ndarray],
+    infrared_layers: tuple[np.ndarray, np.ndarray],
+    detail_weights: np.ndarray,
+    base_temperature: float = 10.0,
+    base_complement: float = 0.3,
+    detail_gain: float = 1.0,
+) -> np.ndarray:
+    """The product's fusion rule: bright base, sharp detail.
+
+    Base layers (``split_base_detail`` of each source) are mixed by a soft brightness selection
+    ``w_b = sigmoid((base_vis − base_ir) / base_temperature)`` (warm targets and lit areas stay
+    visible), plus ``base_complement`` × the zero-mean other base (keeps the structure of the darker
+    source); detail layers are mixed by ``detail_weights`` (the visible share from the blur
+    detector and local detail energy), times ``detail_gain``.
+
+    Args:
+        visible_layers, infrared_layers: (base, detail) of each source, float32 0..255 scale.
+        detail_weights: float32 visible share of the detail layer, [0, 1].
 
     Returns:
-        float32 fused luminance, 0..255 clipped.
+        float32 fused luminance (not clipped; the caller stretches/clips).
     """
-    if detail_rule not in ("max", "weighted"):
-        raise ValueError(f"detail_rule must be 'max' or 'weighted', got {detail_rule!r}")
-    base_vis, base_ir = _box_base(visible, base_radius), _box_base(infrared, base_radius)
-    detail_vis, detail_ir = visible - base_vis, infrared - base_ir
-    if detail_rule == "max":
-        detail = np.where(np.abs(detail_vis) >= np.abs(detail_ir), detail_vis, detail_ir)
-    else:
-        detail = blend(detail_vis, detail_ir, weights)
-    fused = blend(base_vis, base_ir, weights) + np.float32(detail_gain) * detail
-    return np.clip(fused, 0.0, 255.0, out=fused)
+    base_vis, detail_vis = visible_layers
+    base_ir, detail_ir = infrared_layers
+    base_weights = _sigmoid((base_vis - base_ir) * np.float32(1.0 / base_temperature))
+    bright = blend(base_vis, base_ir, base_weights)
+    dark = base_vis + base_ir - bright
+    fused = bright + np.float32(base_complement) * (dark - np.float32(dark.mean()))
+    fused += np.float32(detail_gain) * blend(detail_vis, detail_ir, detail_weights)
+    return fused
+
+
+def percentile_stretch(image: np.ndarray, clip_percent: float) -> np.ndarray:
+    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32."""
+    if clip_percent <= 0:
+        return np.clip(image, 0.0, 255.0)
+    low, high = np.percentile(image[::2, ::2], [clip_percent, 100.0 - clip_percent])
+    if high - low < 1e-3:
+        return np.clip(image, 0.0, 255.0)
+    stretched = (image - np.float32(low)) * np.float32(255.0 / (high - low))
+    return np.clip(stretched, 0.0, 255.0, out=stretched)
 
 
 def single_scale_retinex(image: np.ndarray, sigma: float = 300.0, clip_fraction: float = 0.1) -> np.ndarray:

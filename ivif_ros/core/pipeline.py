@@ -47,8 +47,12 @@ RUNTIME_FIELDS = frozenset(
         "smoothing_radius",
         "smoothing_eps",
         "base_radius",
+        "base_temperature",
+        "base_complement",
+        "detector_mix",
+        "detail_sigma",
         "detail_gain",
-        "detail_rule",
+        "output_stretch",
         "seed_retinex",
         "seed_blend_radius",
     }
@@ -72,8 +76,13 @@ class FusionConfig:
         smoothing_radius: guided-filter radius (px, full resolution) of the weight refinement; 0 = off.
         smoothing_eps: guided-filter eps (0..1 intensity scale) of the weight refinement.
         base_radius: radius of the base/detail split of the fusion (px).
+        base_temperature: softness (grey levels) of the brightness selection of the base layers.
+        base_complement: share of the darker source's zero-mean base added to the fused base.
+        detector_mix: share of the blur detector in the detail weight map (the rest: local detail
+            energy at ``detail_sigma``); 1 = detector only.
+        detail_sigma: Gaussian sigma (px) of the local detail energy.
         detail_gain: multiplier of the fused detail layer.
-        detail_rule: ``max`` (stronger source detail) or ``weighted`` (weight-map blend).
+        output_stretch: % of darkest/brightest fused pixels saturated by the final linear stretch (0 = off).
         seed_stride: seed mode window stride; 0 = the paper's rule (8, or 4 from 500 px).
         seed_blend_radius: seed mode distance-transform blending half-width (px).
         seed_retinex: seed mode final Single-Scale Retinex.
@@ -85,7 +94,7 @@ class FusionConfig:
     mode: str = "default"
     thermal_stretch: str = "auto"
     thermal_percentiles: tuple[float, float] = (0.5, 99.5)
-    visible_enhance: float = 0.5
+    visible_enhance: float = 0.0
     thermal_enhance: float = 0.0
     target_contrast: float = 4.0
     enhance_detail_gain: float = 1.0
@@ -93,9 +102,13 @@ class FusionConfig:
     weight_temperature: float = 1.0
     smoothing_radius: int = 8
     smoothing_eps: float = 1e-3
-    base_radius: int = 8
+    base_radius: int = 16
+    base_temperature: float = 10.0
+    base_complement: float = 0.3
+    detector_mix: float = 0.5
+    detail_sigma: float = 2.0
     detail_gain: float = 1.0
-    detail_rule: str = "max"
+    output_stretch: float = 0.5
     seed_stride: int = 0
     seed_blend_radius: float = 16.0
     seed_retinex: bool = True
@@ -120,7 +133,11 @@ class FusionConfig:
             (0.0 < self.smoothing_eps <= 1.0, f"smoothing_eps must be in (0, 1], got {self.smoothing_eps}"),
             (1 <= self.base_radius <= 256, f"base_radius must be in [1, 256], got {self.base_radius}"),
             (0.0 <= self.detail_gain <= 10.0, f"detail_gain must be in [0, 10], got {self.detail_gain}"),
-            (self.detail_rule in ("max", "weighted"), f"detail_rule must be max or weighted, got {self.detail_rule!r}"),
+            (0.1 <= self.base_temperature <= 1000.0, f"base_temperature must be in [0.1, 1000], got {self.base_temperature}"),
+            (0.0 <= self.base_complement <= 1.0, f"base_complement must be in [0, 1], got {self.base_complement}"),
+            (0.0 <= self.detector_mix <= 1.0, f"detector_mix must be in [0, 1], got {self.detector_mix}"),
+            (0.3 <= self.detail_sigma <= 32.0, f"detail_sigma must be in [0.3, 32], got {self.detail_sigma}"),
+            (0.0 <= self.output_stretch < 50.0, f"output_stretch must be in [0, 50), got {self.output_stretch}"),
             (self.seed_stride in (0, 1, 2, 4, 8, 16, 32), f"seed_stride must be 0 or a divisor of 32, got {self.seed_stride}"),
             (self.seed_blend_radius > 0, f"seed_blend_radius must be > 0, got {self.seed_blend_radius}"),
             (self.retinex_sigma > 0, f"retinex_sigma must be > 0, got {self.retinex_sigma}"),
@@ -396,10 +413,17 @@ class FusionPipeline:
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
         guide = np.maximum(visible_lum, thermal_lum)
         weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps)
+        visible_layers = fusion.split_base_detail(visible_lum, config.base_radius)
+        thermal_layers = fusion.split_base_detail(thermal_lum, config.base_radius)
+        if config.detector_mix < 1.0:
+            energy = fusion.detail_energy_weights(visible_layers[1], thermal_layers[1], config.detail_sigma)
+            weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
         mark = _lap(timings, "weights", mark)
-        fused = fusion.two_scale_fuse(
-            visible_lum, thermal_lum, weights, config.base_radius, config.detail_gain, config.detail_rule
+        fused = fusion.saliency_detail_fuse(
+            visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement,
+            config.detail_gain,
         )
+        fused = fusion.percentile_stretch(fused, config.output_stretch)
         _lap(timings, "fuse", mark)
         return fused, weights
 

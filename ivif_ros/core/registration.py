@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import FusionInputError
+from .errors import FusionInputError, SizeMismatchError
 
 __all__ = ["warp_thermal", "match_thermal_size", "parse_homography"]
 
@@ -52,7 +52,7 @@ def match_thermal_size(
         (thermal in the visible frame size, warning text or None).
 
     Raises:
-        FusionInputError: aspect ratios differ by more than ``tolerance``.
+        SizeMismatchError: aspect ratios differ by more than ``tolerance``.
     """
     height, width = visible_shape
     t_height, t_width = thermal.shape[:2]
@@ -60,7 +60,7 @@ def match_thermal_size(
         return thermal, None
     aspect_thermal, aspect_visible = t_width / t_height, width / height
     if abs(aspect_thermal / aspect_visible - 1.0) > tolerance:
-        raise FusionInputError(
+        raise SizeMismatchError(
             f"infrared {t_width}x{t_height} and visible {width}x{height} differ in aspect ratio "
             f"({aspect_thermal:.3f} vs {aspect_visible:.3f}, tolerance {tolerance:.0%}); register them first"
         )

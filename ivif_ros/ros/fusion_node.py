@@ -29,7 +29,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from ivif_ros.core.errors import FusionInputError
+from ivif_ros.core.errors import FusionInputError, SizeMismatchError
 from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionConfig, FusionPipeline
 from ivif_ros.core.registration import parse_homography, warp_thermal
 from ivif_ros.ros.conversions import ConversionError, array_to_image, compressed_to_array, image_to_array, to_bgr
@@ -59,7 +59,11 @@ CONFIG_PARAMETERS: dict[str, tuple[str, tuple[float, float] | None]] = {
     "smoothing_eps": ("guided-filter eps of the weight refinement (0..1 intensity)", (1e-9, 1.0)),
     "base_radius": ("radius of the base/detail split, px", (1, 256)),
     "detail_gain": ("multiplier of the fused detail layer", (0.0, 10.0)),
-    "detail_rule": ("detail fusion: max or weighted", None),
+    "base_temperature": ("softness (grey levels) of the brightness selection of the base layers", (0.1, 1000.0)),
+    "base_complement": ("share of the darker source's zero-mean base added to the fused base", (0.0, 1.0)),
+    "detector_mix": ("share of the blur detector in the detail weights (rest: local detail energy)", (0.0, 1.0)),
+    "detail_sigma": ("Gaussian sigma of the local detail energy, px", (0.3, 32.0)),
+    "output_stretch": ("percent of darkest/brightest fused pixels saturated by the final stretch", (0.0, 49.9)),
     "seed_stride": ("seed mode window stride; 0 = paper rule", (0, 32)),
     "seed_blend_radius": ("seed mode blending half-width, px", (0.001, 10000.0)),
     "seed_retinex": ("seed mode final Single-Scale Retinex", None),
@@ -341,7 +345,7 @@ class FusionNode(Node):
                 thermal = warp_thermal(thermal, self._homography, visible.shape[:2])
             result = self._pipeline(thermal, visible)
         except FusionInputError as exc:
-            reason = "size_mismatch" if "aspect ratio" in str(exc) else "bad_data"
+            reason = "size_mismatch" if isinstance(exc, SizeMismatchError) else "bad_data"
             self._drop(reason, str(exc))
             return
         except Exception as exc:  # keep serving; the reason is counted and logged

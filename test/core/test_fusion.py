@@ -2,7 +2,16 @@ import cv2
 import numpy as np
 import pytest
 
-from ivif_ros.core.fusion import blend, merge_luminance, single_scale_retinex, to_luminance, two_scale_fuse
+from ivif_ros.core.fusion import (
+    blend,
+    detail_energy_weights,
+    merge_luminance,
+    percentile_stretch,
+    saliency_detail_fuse,
+    single_scale_retinex,
+    split_base_detail,
+    to_luminance,
+)
 
 
 def _pair(seed=0):
@@ -16,27 +25,51 @@ def test_blend_extremes():
     np.testing.assert_allclose(blend(vis, ir, np.zeros_like(vis)), ir)
 
 
-@pytest.mark.parametrize("rule", ["max", "weighted"])
-def test_two_scale_identical_inputs_return_input(rule):
+def _layers(image, radius=6):
+    return split_base_detail(image, radius)
+
+
+def test_split_base_detail_sums_to_image():
     vis, _ = _pair()
-    weights = np.random.default_rng(1).random(vis.shape).astype(np.float32)
-    np.testing.assert_allclose(two_scale_fuse(vis, vis, weights, base_radius=4, detail_rule=rule), vis, atol=1e-3)
+    base, detail = split_base_detail(vis, 5)
+    np.testing.assert_allclose(base + detail, vis, atol=1e-3)
+    assert abs(float(detail.mean())) < 2.0
 
 
-def test_two_scale_keeps_detail_of_both_sources():
-    vis = np.full((64, 64), 100.0, np.float32)
-    ir = np.full((64, 64), 100.0, np.float32)
-    vis[20, :] = 200.0  # a line only the visible sees
-    ir[:, 40] = 10.0    # a line only the infrared sees
-    fused = two_scale_fuse(vis, ir, np.full_like(vis, 0.5), base_radius=6)
-    assert fused[20, 10] - fused[30, 10] > 60
-    assert fused[30, 30] - fused[30, 40] > 60
+def test_saliency_fuse_identical_inputs_keep_structure():
+    vis, _ = _pair()
+    fused = saliency_detail_fuse(_layers(vis), _layers(vis), np.full_like(vis, 0.5), base_complement=0.0)
+    np.testing.assert_allclose(fused, vis, atol=1e-2)
 
 
-def test_two_scale_rejects_unknown_rule():
-    vis, ir = _pair()
-    with pytest.raises(ValueError):
-        two_scale_fuse(vis, ir, np.ones_like(vis), detail_rule="min")
+def test_saliency_fuse_keeps_bright_base_and_detail_of_both_sources():
+    vis = np.full((64, 64), 60.0, np.float32)
+    ir = np.full((64, 64), 60.0, np.float32)
+    ir[20:44, 20:44] = 200.0  # a warm target only the infrared sees
+    vis[10, :] = 160.0        # a line only the visible sees
+    weights = detail_energy_weights(_layers(vis)[1], _layers(ir)[1])
+    fused = saliency_detail_fuse(_layers(vis), _layers(ir), weights, base_complement=0.0)
+    assert fused[32, 32] > 150  # the warm target survives
+    assert fused[10, 50] - fused[14, 50] > 60  # the visible line survives
+
+
+def test_detail_energy_weights_prefer_textured_source_and_are_smooth():
+    rng = np.random.default_rng(3)
+    textured = rng.normal(0, 20, (64, 64)).astype(np.float32)
+    flat = rng.normal(0, 0.5, (64, 64)).astype(np.float32)
+    weights = detail_energy_weights(textured, flat)
+    assert weights.mean() > 0.95 and detail_energy_weights(flat, textured).mean() < 0.05
+    mixed = np.where(np.arange(64)[None] < 32, textured, flat)
+    row = detail_energy_weights(mixed, np.where(np.arange(64)[None] < 32, flat, textured))[32]
+    assert row[:28].min() > 0.9 and row[36:].max() < 0.1 and 0.05 < row[32] < 0.95
+
+
+def test_percentile_stretch():
+    ramp = np.linspace(50, 150, 10000, dtype=np.float32).reshape(100, 100)
+    out = percentile_stretch(ramp, 1.0)
+    assert out.min() == 0.0 and out.max() == 255.0 and (out == 0).mean() < 0.03
+    np.testing.assert_allclose(percentile_stretch(ramp, 0.0), ramp)
+    np.testing.assert_allclose(percentile_stretch(np.full((8, 8), 300.0, np.float32), 1.0), 255.0)
 
 
 def test_single_scale_retinex_range_and_flat_input():

@@ -39,11 +39,25 @@ class TestOutputs:
         assert np.abs(gray - vis.mean(axis=2)).mean() > 1.0
         assert np.abs(gray - ir).mean() > 1.0
 
-    def test_weights_are_smooth_no_seams(self, pipeline):
+    def test_detector_weights_are_smooth(self):
+        detector_only = FusionPipeline(FusionConfig(detector_mix=1.0), backend="torch", device="cpu")
         ir, vis = synthetic_pair(256, 320, seed=2)
-        weights = pipeline(ir, vis).weights
+        weights = detector_only(ir, vis).weights
         assert np.abs(np.diff(weights, axis=0)).max() < 0.2
         assert np.abs(np.diff(weights, axis=1)).max() < 0.2
+
+    def test_no_seams_on_smooth_inputs(self, pipeline):
+        # Smooth sources (no edges) with different content: any step in the output is a seam.
+        yy, xx = np.mgrid[0:192, 0:256].astype(np.float32)
+        vis = (60 + 120 * (xx / 255) + 20 * np.sin(yy / 30)).astype(np.uint8)
+        ir = (40 + 150 * np.exp(-((xx - 170) ** 2 + (yy - 96) ** 2) / 2000.0)).astype(np.uint8)
+        fused = pipeline(ir, vis).fused.astype(np.float32)
+        source_step = max(np.abs(np.diff(x.astype(np.float32), axis=a)).max() for x in (vis, ir) for a in (0, 1))
+        fused_step = max(np.abs(np.diff(fused, axis=a)).max() for a in (0, 1))
+        assert fused_step <= 4 * source_step + 2  # only the final contrast stretch may steepen
+        # control: a hard decision map (the seed's decision without blending) does make a seam
+        hard = np.where(xx < 128, vis.astype(np.float32), ir.astype(np.float32))
+        assert max(np.abs(np.diff(hard, axis=a)).max() for a in (0, 1)) > 4 * source_step + 2
 
     def test_three_channel_gray_thermal_is_collapsed(self, pipeline):
         ir, vis = synthetic_pair(96, 128)
