@@ -1,8 +1,9 @@
 """The default fusion mode as torch tensor ops: the CUDA-resident frame path.
 
-A port of ``FusionPipeline``'s ``default`` mode (thermal stretch, partial visible enhancement,
-detector at reduced resolution, soft weight map, guided-filter refinement, base/detail fusion,
-YCrCb colour merge) in which every stage after the upload is a torch op on the detector's device:
+A port of ``FusionPipeline``'s ``default`` mode (thermal stretch, optional enhancement, detector
+at reduced resolution, soft weight map, guided-filter refinement, mix with the local detail-energy
+weights, brightness-selected base + weighted detail fusion, percentile output stretch, YCrCb colour
+merge) in which every stage after the upload is a torch op on the detector's device:
 
 * one upload per input from a pinned host buffer (``non_blocking``), one download per output
   (fused frame, weight map) into pinned buffers, and a single stream synchronisation per frame;
@@ -11,11 +12,12 @@ YCrCb colour merge) in which every stage after the upload is a torch op on the d
 * the detector runs through ``backend.forward_tensor`` (torch or TensorRT on the same device);
 * stage timings come from CUDA events read after the one synchronisation (CPU: ``perf_counter``).
 
-The ops reproduce OpenCV's semantics (``BORDER_REFLECT`` box filters, ``INTER_AREA`` /
-``INTER_LINEAR`` resizes as exact separable resampling matrices, the fixed-point YCrCb
-conversions), so on the same device and precision the outputs match the numpy path to rounding
-(tested on CPU at two sizes, and CUDA vs CPU where CUDA exists). Input validation is the numpy
-path's own ``prepare_pair`` (on the host, before the upload).
+The ops reproduce OpenCV's and numpy's semantics (``BORDER_REFLECT`` box filters, Gaussian blurs
+with ``cv2.getGaussianKernel`` taps and ``BORDER_REFLECT_101``, ``INTER_AREA`` / ``INTER_LINEAR``
+resizes as exact separable resampling matrices, ``np.percentile``'s linear interpolation, the
+fixed-point YCrCb conversions), so on the same device and precision the outputs match the numpy
+path to rounding (tested on CPU at two sizes, and CUDA vs CPU where CUDA exists). Input validation
+is the numpy path's own ``prepare_pair`` (on the host, before the upload).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import math
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,12 +33,16 @@ import torch.nn.functional as F
 __all__ = [
     "TorchFusionPath",
     "box_mean",
+    "gaussian_blur",
     "fast_guided_filter",
     "resize",
     "stretch_thermal",
     "enhance_luminance",
     "soft_weight_map",
-    "two_scale_fuse",
+    "split_base_detail",
+    "detail_energy_weights",
+    "saliency_detail_fuse",
+    "percentile_stretch",
     "bgr_to_luma",
     "merge_luminance",
 ]
@@ -46,18 +53,30 @@ _HALF = 1 << (_SHIFT - 1)
 _R2Y, _G2Y, _B2Y, _CR, _CB = 4899, 9617, 1868, 11682, 9241
 _CR2R, _CR2G, _CB2G, _CB2B = 22987, -11698, -5636, 29049
 
-_INDEX_CACHE: dict[tuple[int, int, str], torch.Tensor] = {}
+_INDEX_CACHE: dict[tuple[int, int, bool, str], torch.Tensor] = {}
+_KERNEL_CACHE: dict[tuple[float, str, torch.dtype], torch.Tensor] = {}
 _MATRIX_CACHE: dict[tuple[int, int, str, str], torch.Tensor] = {}
 
 
 # ---- resampling and filtering ------------------------------------------------------------
-def _reflect_index(size: int, radius: int, device: torch.device) -> torch.Tensor:
-    """Indices of a ``BORDER_REFLECT`` (``fedcba|abcdef|fedcba``) padding of ``radius`` on a side of ``size``."""
-    key = (size, radius, str(device))
+def _reflect_index(size: int, radius: int, device: torch.device, reflect_101: bool = False) -> torch.Tensor:
+    """Source indices of a ``radius`` padding on each side of ``size`` samples.
+
+    ``BORDER_REFLECT`` (``fedcba|abcdef|fedcba``) or, with ``reflect_101``, ``BORDER_REFLECT_101``
+    (``fedcb|abcdef|edcba``); reflection repeats when ``radius`` exceeds ``size``, as in OpenCV.
+    """
+    key = (size, radius, reflect_101, str(device))
     index = _INDEX_CACHE.get(key)
     if index is None:
-        positions = torch.arange(-radius, size + radius, dtype=torch.int64) % (2 * size)
-        index = torch.where(positions >= size, 2 * size - 1 - positions, positions).to(device)
+        positions = torch.arange(-radius, size + radius, dtype=torch.int64)
+        if reflect_101:
+            period = max(1, 2 * (size - 1))
+            positions = positions % period
+            index = torch.where(positions >= size, period - positions, positions)
+        else:
+            positions = positions % (2 * size)
+            index = torch.where(positions >= size, 2 * size - 1 - positions, positions)
+        index = index.to(device)
         _INDEX_CACHE[key] = index
     return index
 
@@ -80,6 +99,39 @@ def box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
     mean = mean.index_select(-1, _reflect_index(width, radius, image.device))
     mean = F.avg_pool2d(mean, (1, size), stride=1)
     return mean.reshape(image.shape)
+
+
+def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """1-D taps of ``cv2.GaussianBlur(x, (0, 0), sigma)`` for float data (size ``round(8·sigma + 1) | 1``)."""
+    key = (sigma, str(device), dtype)
+    kernel = _KERNEL_CACHE.get(key)
+    if kernel is None:
+        size = int(round(sigma * 8.0 + 1.0)) | 1
+        taps = cv2.getGaussianKernel(size, sigma, cv2.CV_32F).reshape(-1)
+        kernel = torch.from_numpy(np.ascontiguousarray(taps)).to(device=device, dtype=dtype)
+        _KERNEL_CACHE[key] = kernel
+    return kernel
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Tensor twin of ``cv2.GaussianBlur(image, (0, 0), sigma)`` (``BORDER_REFLECT_101``).
+
+    Args:
+        image: float tensor (..., H, W).
+        sigma: standard deviation in pixels, > 0.
+
+    Returns:
+        float tensor of the same shape.
+    """
+    height, width = image.shape[-2:]
+    kernel = _gaussian_kernel(float(sigma), image.device, image.dtype)
+    radius = kernel.numel() // 2
+    flat = image.reshape(-1, 1, height, width)
+    flat = flat.index_select(-2, _reflect_index(height, radius, image.device, reflect_101=True))
+    flat = F.conv2d(flat, kernel.view(1, 1, -1, 1))
+    flat = flat.index_select(-1, _reflect_index(width, radius, image.device, reflect_101=True))
+    flat = F.conv2d(flat, kernel.view(1, 1, 1, -1))
+    return flat.reshape(image.shape)
 
 
 def _resample_matrix(src: int, dst: int, mode: str, device: torch.device) -> torch.Tensor:
@@ -281,25 +333,67 @@ def soft_weight_map(scores: torch.Tensor, window: int, stride: int, shape: tuple
     return sums / counts.clamp_min(1.0)
 
 
-def two_scale_fuse(
-    visible: torch.Tensor, infrared: torch.Tensor, weights: torch.Tensor, base_radius: int, detail_gain: float, detail_rule: str
+def split_base_detail(image: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensor twin of ``core.fusion.split_base_detail`` for (..., H, W): (box-mean base, detail)."""
+    base = box_mean(image, radius)
+    return base, image - base
+
+
+def detail_energy_weights(
+    detail_visible: torch.Tensor, detail_infrared: torch.Tensor, sigma: float = 2.0, sharpness: float = 4.0
 ) -> torch.Tensor:
-    """Tensor twin of ``core.fusion.two_scale_fuse``.
+    """Tensor twin of ``core.fusion.detail_energy_weights``: ``sigmoid(sharpness·log(E_vis / E_ir))``.
 
     Returns:
-        float32 (H, W) fused luminance in 0..255.
+        float32 (H, W) visible share in [0, 1].
     """
-    if detail_rule not in ("max", "weighted"):
-        raise ValueError(f"detail_rule must be 'max' or 'weighted', got {detail_rule!r}")
-    bases = box_mean(torch.stack([visible, infrared]), base_radius)
-    base_vis, base_ir = bases[0], bases[1]
-    detail_vis, detail_ir = visible - base_vis, infrared - base_ir
-    if detail_rule == "max":
-        detail = torch.where(detail_vis.abs() >= detail_ir.abs(), detail_vis, detail_ir)
-    else:
-        detail = detail_ir + weights * (detail_vis - detail_ir)
-    fused = base_ir + weights * (base_vis - base_ir) + detail_gain * detail
-    return fused.clamp_(0.0, 255.0)
+    energy = gaussian_blur(torch.stack([detail_visible, detail_infrared]).abs(), sigma) + 0.01
+    log_energy = torch.log(energy)
+    return torch.sigmoid((sharpness * (log_energy[0] - log_energy[1])).clamp_(-30.0, 30.0))
+
+
+def saliency_detail_fuse(
+    visible_layers: tuple[torch.Tensor, torch.Tensor],
+    infrared_layers: tuple[torch.Tensor, torch.Tensor],
+    detail_weights: torch.Tensor,
+    base_temperature: float = 10.0,
+    base_complement: float = 0.3,
+    detail_gain: float = 1.0,
+) -> torch.Tensor:
+    """Tensor twin of ``core.fusion.saliency_detail_fuse`` (bright base, weighted detail).
+
+    Returns:
+        float32 (H, W) fused luminance, not clipped.
+    """
+    base_vis, detail_vis = visible_layers
+    base_ir, detail_ir = infrared_layers
+    base_weights = torch.sigmoid(((base_vis - base_ir) * (1.0 / base_temperature)).clamp_(-30.0, 30.0))
+    bright = base_ir + base_weights * (base_vis - base_ir)
+    dark = base_vis + base_ir - bright
+    fused = bright + base_complement * (dark - dark.mean())
+    return fused + detail_gain * (detail_ir + detail_weights * (detail_vis - detail_ir))
+
+
+def percentile_stretch(image: torch.Tensor, clip_percent: float) -> torch.Tensor:
+    """Tensor twin of ``core.fusion.percentile_stretch`` (bounds from the ``[::2, ::2]`` subsample).
+
+    The bounds stay on the device (``torch.quantile``, linear interpolation in float64 as
+    ``np.percentile``); a near-constant image (bounds closer than 1e-3) is only clipped.
+
+    Returns:
+        float32 (H, W) in 0..255.
+    """
+    if clip_percent <= 0:
+        return image.clamp(0.0, 255.0)
+    sample = image[::2, ::2].reshape(-1).double()
+    levels = torch.tensor(
+        [clip_percent / 100.0, (100.0 - clip_percent) / 100.0], dtype=torch.float64, device=image.device
+    )
+    low, high = torch.quantile(sample, levels)
+    span = high - low
+    scale = (255.0 / span.clamp_min(1e-3)).float()
+    stretched = (image - low.float()) * scale
+    return torch.where(span < 1e-3, image, stretched).clamp_(0.0, 255.0)
 
 
 def _descale(value: torch.Tensor) -> torch.Tensor:
@@ -475,11 +569,18 @@ class TorchFusionPath:
             guide = torch.maximum(visible_lum, thermal_lum) * (1.0 / 255.0)
             radius = config.smoothing_radius
             weights = fast_guided_filter(guide, weights, radius, config.smoothing_eps, max(1, radius // 4)).clamp_(0.0, 1.0)
+
+        bases, details = split_base_detail(torch.stack([visible_lum, thermal_lum]), config.base_radius)
+        visible_layers, thermal_layers = (bases[0], details[0]), (bases[1], details[1])
+        if config.detector_mix < 1.0:
+            energy = detail_energy_weights(details[0], details[1], config.detail_sigma)
+            weights = energy + config.detector_mix * (weights - energy)
         clock.lap("weights")
 
-        fused_lum = two_scale_fuse(
-            visible_lum, thermal_lum, weights, config.base_radius, config.detail_gain, config.detail_rule
+        fused_lum = saliency_detail_fuse(
+            visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement, config.detail_gain
         )
+        fused_lum = percentile_stretch(fused_lum, config.output_stretch)
         if colour:
             fused = merge_luminance(visible, fused_lum)
         else:

@@ -48,7 +48,7 @@ def assert_close_results(expected, actual):
 class TestPipelineParity:
     @pytest.mark.parametrize(
         "height,width,color,bits",
-        [(256, 320, True, 8), (301, 417, False, 16)],
+        [(256, 320, True, 8), (256, 320, False, 8), (301, 417, False, 16), (301, 417, True, 16)],
     )
     def test_default_mode_matches_numpy(self, numpy_pipe, torch_pipe, height, width, color, bits):
         same_detector(numpy_pipe, torch_pipe)
@@ -59,10 +59,17 @@ class TestPipelineParity:
         assert_close_results(expected, actual)
         assert 0.0 <= actual.weights.min() and actual.weights.max() <= 1.0
 
-    def test_nondefault_settings_match(self, numpy_pipe, torch_pipe):
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            dict(thermal_enhance=0.5, visible_enhance=1.0, smoothing_radius=0, detector_scale=1.0,
+                 thermal_stretch="percentile", weight_temperature=2.0, base_radius=5, base_temperature=3.0,
+                 base_complement=0.0, detector_mix=0.2, detail_sigma=5.0, detail_gain=1.5, output_stretch=2.0),
+            dict(detector_mix=1.0, output_stretch=0.0, base_complement=1.0),  # detector only, no stretch
+        ],
+    )
+    def test_nondefault_settings_match(self, numpy_pipe, torch_pipe, changes):
         same_detector(numpy_pipe, torch_pipe)
-        changes = dict(thermal_enhance=0.5, visible_enhance=1.0, detail_rule="weighted", smoothing_radius=0,
-                       detector_scale=1.0, thermal_stretch="percentile", weight_temperature=2.0)
         numpy_pipe.update(**changes)
         torch_pipe.update(**changes)
         try:
@@ -99,6 +106,35 @@ class TestPrimitives:
         for radius in (1, 5, 40):  # 40: wider than the image, reflection wraps
             expected = guided_filter._box_mean(image, radius)
             np.testing.assert_allclose(tp.box_mean(torch.from_numpy(image), radius).numpy(), expected, atol=1e-5)
+
+    @pytest.mark.parametrize("sigma", [0.3, 2.0, 3.7, 32.0])  # 32: kernel (257 taps) wider than the image
+    def test_gaussian_blur_matches_opencv(self, sigma):
+        image = (RNG.random((37, 53)) * 255).astype(np.float32)
+        expected = cv2.GaussianBlur(image, (0, 0), sigma)
+        np.testing.assert_allclose(tp.gaussian_blur(torch.from_numpy(image), sigma).numpy(), expected, atol=1e-3)
+
+    def test_fusion_rule_matches_numpy(self):
+        visible, infrared = ((RNG.random((2, 60, 80)) * 255).astype(np.float32))
+        detector = RNG.random((60, 80)).astype(np.float32)
+        layers_vis, layers_ir = fusion.split_base_detail(visible, 6), fusion.split_base_detail(infrared, 6)
+        bases, details = tp.split_base_detail(torch.from_numpy(np.stack([visible, infrared])), 6)
+        np.testing.assert_allclose(bases.numpy(), np.stack([layers_vis[0], layers_ir[0]]), atol=1e-3)
+        np.testing.assert_allclose(details.numpy(), np.stack([layers_vis[1], layers_ir[1]]), atol=1e-3)
+        energy = fusion.detail_energy_weights(layers_vis[1], layers_ir[1], 3.0)
+        np.testing.assert_allclose(tp.detail_energy_weights(details[0], details[1], 3.0).numpy(), energy, atol=1e-5)
+        expected = fusion.saliency_detail_fuse(layers_vis, layers_ir, detector, 7.0, 0.4, 1.3)
+        actual = tp.saliency_detail_fuse(
+            (bases[0], details[0]), (bases[1], details[1]), torch.from_numpy(detector), 7.0, 0.4, 1.3
+        )
+        np.testing.assert_allclose(actual.numpy(), expected, atol=1e-3)
+
+    @pytest.mark.parametrize("clip_percent", [0.0, 0.5, 7.3])
+    def test_percentile_stretch_matches_numpy(self, clip_percent):
+        image = (RNG.random((101, 67)) * 400 - 60).astype(np.float32)
+        for case in (image, np.full_like(image, 300.0)):  # constant: bounds coincide, only clipped
+            expected = fusion.percentile_stretch(case.copy(), clip_percent)
+            actual = tp.percentile_stretch(torch.from_numpy(case), clip_percent).numpy()
+            np.testing.assert_allclose(actual, expected, atol=1e-3)
 
     @pytest.mark.parametrize("size,mode,flag", [((17, 21), "area", cv2.INTER_AREA), ((64, 80), "area", cv2.INTER_AREA),
                                                 ((300, 200), "linear", cv2.INTER_LINEAR)])
