@@ -56,6 +56,7 @@ class _Evil:
         return (print, ("pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickled_objects_are_never_unpickled(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with path.open("wb") as fh:
