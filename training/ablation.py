@@ -8,7 +8,7 @@ the default, and the median pipeline milliseconds per pair.
 Usage::
 
     python3 -m ivif_ros.training.ablation --data ../shared/data --sets msrs,roadscene \\
-        --reference-table ../shared/peer-reference.md --out docs/ablation.md
+        --reference-table ../shared/peer-reference.md --out docs/eval/ablation.md --benchmarks-md BENCHMARKS.md
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics
-from .report import mean_ranks, parse_reference_tables
+from .report import mean_ranks, parse_reference_tables, replace_markdown_section
 
 __all__ = ["LEVERS", "run_ablation", "main"]
 
@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference-table", type=Path, help="peer-reference.md to rank against")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="Markdown output file")
+    parser.add_argument("--benchmarks-md", type=Path, help="also replace the '## Ablation' section of this file")
     args = parser.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
     missing = [s for s in sets if not (args.data / s / "ir").is_dir()]
@@ -128,9 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     reference = parse_reference_tables(args.reference_table.read_text()) if args.reference_table else {}
     results = run_ablation(args.data, sets, LEVERS, {"roadscene": args.roadscene_step}, args.workers)
+    command = "python3 -m ivif_ros.training.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
+    body = (f"## Ablation\n\nRegenerate with `{command}`. Tuning sets only (msrs, roadscene); llvip was never "
+            "used to choose parameters.\n\n" + _markdown(results, reference))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(_markdown(results, reference))
-    print(args.out.read_text())
+    args.out.write_text(body)
+    if args.benchmarks_md:
+        document = args.benchmarks_md.read_text() if args.benchmarks_md.exists() else "# Benchmarks\n"
+        args.benchmarks_md.write_text(replace_markdown_section(document, "## Ablation", body))
+    print(body)
     return 0
 
 

@@ -467,23 +467,25 @@ def _results_markdown(
             lines += ["Goal check (default vs each other row of this run):", "", report.goal_check(means, "default", rivals)]
         if dataset in reference:
             merged = dict(reference[dataset])
-            ours = [label for label in means if label not in merged]
+            downscaled = seed_row if args.seed_max_side else None
+            ours = [label for label in means if label not in merged and label != downscaled]
             merged.update({label: means[label] for label in ours})
             lines += [
-                f"Among the published rows of `{Path(args.reference_table).name}` ({dataset}; this run's rows "
-                "not already present there in bold; published values are rounded as printed):",
+                f"Among the published rows of `{Path(args.reference_table).name}` ({dataset}; this run's "
+                "native-size rows not already present there in bold; published values are rounded as printed):",
                 "",
                 report.markdown_table(merged, show_seconds=False, mark=ours),
             ]
         plot = out / "plots" / f"{dataset}_metrics.png"
         report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
-        lines += [f"Bar charts: `{plot}`.", ""]
+        lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
     for dataset, name, grid in grids:
         path = out / "grids" / f"{dataset}_{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), grid)
     if grids:
-        lines += [f"Sample grids (inputs, fused images, weight maps): `{out / 'grids'}/`.", ""]
+        lines += [f"Sample grids (inputs, fused images, weight maps): `{out / 'grids'}/` (made from the dataset images, "
+                  "so they are not committed: the datasets' licences forbid redistribution).", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

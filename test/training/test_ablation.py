@@ -37,9 +37,12 @@ def test_main_writes_ranked_markdown(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ablation, "LEVERS", {"default": {}, "gain": {"detail_gain": 1.5}})
     out = tmp_path / "ablation.md"
-    code = main(["--data", str(data), "--sets", "toy", "--workers", "1",
+    bench = tmp_path / "BENCH.md"
+    bench.write_text("# B\n\n## Speed\n\nkept\n")
+    code = main(["--data", str(data), "--sets", "toy", "--workers", "1", "--benchmarks-md", str(bench),
                  "--reference-table", str(tmp_path / "peers.md"), "--out", str(out)])
     text = out.read_text()
+    assert "## Speed\n\nkept" in bench.read_text() and "## Ablation" in bench.read_text()
     assert code == 0 and "### toy (2 pairs)" in text and "| gain |" in text and "%" in text
     assert "Best peer row with the default added: peer" in text
 
