@@ -226,23 +226,10 @@ def _encoding(array: np.ndarray) -> str:
 
 def _make_pipeline(config, model, name: str, options: dict, device: str, gpu_pipeline: bool):
     """A ``FusionPipeline`` whose default-mode detector is the requested backend variant."""
-    from ivif_ros.backends import create_backend
     from ivif_ros.core.pipeline import FusionPipeline
 
-    kwargs: dict[str, Any] = {}
-    if gpu_pipeline:
-        kwargs["gpu_pipeline"] = True
-    pipeline = FusionPipeline(config, model=model, backend=name, device=device, **kwargs)
-    if options:
-        # The pipeline has no backend-options argument: swap in a detector built with them.
-        from ivif_ros.models import load_model
-
-        net, _ = load_model(model)
-        detectors = getattr(pipeline, "_detectors", None)
-        if not isinstance(detectors, dict):
-            raise RuntimeError("FusionPipeline no longer exposes _detectors; cannot apply backend options")
-        detectors["default"] = create_backend(name, model=net, device=device, **options)
-    return pipeline
+    return FusionPipeline(config, model=model, backend=name, device=device,
+                          gpu_pipeline=True if gpu_pipeline else None, backend_options=options)
 
 
 def _bench_pipeline(pipeline, pairs, runs: int, warmup: int, msg_fns) -> dict[str, Any]:

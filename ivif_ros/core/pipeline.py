@@ -257,6 +257,8 @@ class FusionPipeline:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         gpu_pipeline: default mode through ``core.torch_pipeline`` (all stages as device ops):
             None = when the detector runs on CUDA, True = always (also on CPU, for tests), False = never.
+        backend_options: keyword options of the default-mode backend (e.g. ``intra_op_threads``,
+            ``fp16``, ``cuda_graphs``; see ``ivif_ros.backends``).
 
     Raises:
         ValueError: invalid config. ``ModelError`` / ``BackendError`` surface when a detector is
@@ -271,11 +273,13 @@ class FusionPipeline:
         backend: str = "auto",
         device: str = "auto",
         gpu_pipeline: bool | None = None,
+        backend_options: dict[str, Any] | None = None,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
         self._model_specs = {"default": model, "seed": seed_model}
         self._backend_name = backend
+        self._backend_options = dict(backend_options or {})
         self._device = device
         self._detectors: dict[str, Any] = {}
         self._model_infos: dict[str, Any] = {}
@@ -328,7 +332,8 @@ class FusionPipeline:
                     mode, getattr(info, "name", "?"),
                 )
             backend = "torch" if mode == "seed" and self._backend_name == "auto" else self._backend_name
-            self._detectors[mode] = create_backend(backend, model=net, device=self._device)
+            options = self._backend_options if mode == "default" else {}
+            self._detectors[mode] = create_backend(backend, model=net, device=self._device, **options)
             self._model_infos[mode] = info
         return self._detectors[mode]
 
