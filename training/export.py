@@ -1,7 +1,7 @@
 """Export a trained detector: pickle-free safetensors and ONNX with dynamic height/width.
 
 The ONNX graph is the dense ``forward``: input ``pair`` float32 (N, 2, H, W) in 0..1 (channel 0 =
-visible, 1 = infrared), output ``score`` float32 (N, 1, rows, cols), the same numbers the torch
+visible, 1 = infrared), output ``scores`` float32 (N, 1, rows, cols), the same numbers the torch
 module returns, Sobel and normalisation included.
 """
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ivif_ros.backends.onnx_backend import INPUT_NAME, OUTPUT_NAME
+from ivif_ros.backends.onnx_backend import export_onnx as export_dense_onnx
 from ivif_ros.models import ModelError, load_model, save_model
 
 __all__ = ["export_onnx", "onnx_parity", "main"]
@@ -43,23 +44,7 @@ def export_onnx(net: nn.Module, path: str | Path, arch: str, opset: int = 17) ->
 
     if opset < 17:
         raise ValueError(f"opset={opset}: need 17 or newer")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    chunk = getattr(net, "chunk", None)
-    if chunk is not None:  # seed: one chunk, so the traced graph holds no size-dependent loop
-        net.chunk = 1 << 30
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes about constant tensors and the size check
-            torch.onnx.export(
-                net.eval(), (torch.rand(1, 2, 96, 128),), str(path), input_names=["pair"], output_names=["score"],
-                dynamic_axes={"pair": {0: "batch", 2: "height", 3: "width"},
-                              "score": {0: "batch", 2: "rows", 3: "cols"}},
-                opset_version=opset, dynamo=False,
-            )
-    finally:
-        if chunk is not None:
-            net.chunk = chunk
+    export_dense_onnx(net, path, opset=opset, example_size=(96, 128))
     model = onnx.load(str(path))
     for key, value in {"arch": arch, "stride": str(net.stride), "window": str(net.window)}.items():
         entry = model.metadata_props.add()
@@ -85,7 +70,7 @@ def onnx_parity(net: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], 
         pair = rng.random((1, 2, h, w), dtype=np.float32)
         with torch.no_grad():
             ref = net(torch.from_numpy(pair)).numpy()
-        got = session.run(["score"], {"pair": pair})[0]
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: pair})[0]
         if got.shape != ref.shape:
             raise ValueError(f"{path}: ONNX output {got.shape} != torch {ref.shape} at {h}x{w}")
         worst = max(worst, float(np.abs(got - ref).max()))

@@ -80,13 +80,15 @@ def export_onnx(model: Any, path: str | Path, opset: int = DEFAULT_OPSET, exampl
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = copy.deepcopy(model).float().cpu().eval()
+    if getattr(net, "chunk", None) is not None:  # seed: one chunk, so the graph holds no size-dependent loop
+        net.chunk = 1 << 30
     example = torch.rand(1, 2, *example_size)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".onnx")
     os.close(handle)
     kwargs: dict[str, Any] = dict(
         input_names=[INPUT_NAME],
         output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {2: "height", 3: "width"}, OUTPUT_NAME: {2: "rows", 3: "cols"}},
+        dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "rows", 3: "cols"}},
         opset_version=opset,
         do_constant_folding=True,
     )

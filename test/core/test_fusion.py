@@ -1,6 +1,5 @@
 import cv2
 import numpy as np
-import pytest
 
 from ivif_ros.core.fusion import (
     blend,
