@@ -24,10 +24,19 @@ from sensor_msgs.msg import Image
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHER_SCRIPT = Path(__file__).with_name("pair_publisher.py")
+LARGE_IMAGES_PROFILE = REPO / "config" / "fastdds_large_images.xml"
 
 
-def ros_env(domain_id: int) -> dict[str, str]:
-    """Environment of a ROS process in the test's domain, confined to localhost."""
+def large_images_env() -> dict[str, str]:
+    """The Fast DDS large-image profile for a process (2.x and 3.x variables), as the launch file sets it."""
+    return {
+        "FASTRTPS_DEFAULT_PROFILES_FILE": str(LARGE_IMAGES_PROFILE),
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(LARGE_IMAGES_PROFILE),
+    }
+
+
+def ros_env(domain_id: int, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a ROS process in the test's domain, confined to localhost (plus `extra_env`)."""
     env = dict(os.environ)
     env.update(
         ROS_DOMAIN_ID=str(domain_id),
@@ -35,14 +44,19 @@ def ros_env(domain_id: int) -> dict[str, str]:
         RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra_env or {})
     return env
 
 
-def start_node(domain_id: int, log_path: Path, ros_args: list[str] = ()) -> subprocess.Popen:
+def start_node(
+    domain_id: int, log_path: Path, ros_args: list[str] = (), extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start ``fusion_node`` as its own process; output goes to `log_path`."""
     command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args", *ros_args]
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process by stop_process
-    return subprocess.Popen(command, cwd=REPO, env=ros_env(domain_id), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command, cwd=REPO, env=ros_env(domain_id, extra_env), stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
@@ -59,10 +73,12 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int:
     return process.returncode
 
 
-def run_publisher(domain_id: int, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+def run_publisher(
+    domain_id: int, *args: str, timeout: float = 60.0, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the pair publisher process to completion."""
     return subprocess.run(
-        [sys.executable, str(PUBLISHER_SCRIPT), *args], cwd=REPO, env=ros_env(domain_id),
+        [sys.executable, str(PUBLISHER_SCRIPT), *args], cwd=REPO, env=ros_env(domain_id, extra_env),
         capture_output=True, text=True, timeout=timeout,
     )
 
