@@ -231,7 +231,8 @@ def compressed_to_array(msg: Any) -> np.ndarray:
         msg: object with ``format`` and ``data`` (rclpy or rosbags CompressedImage).
 
     Returns:
-        BGR uint8 ``(H, W, 3)`` for colour images (alpha dropped), 2-D uint8/uint16 for gray.
+        BGR uint8 ``(H, W, 3)`` for colour images (alpha dropped; 16-bit colour scaled to 8 bits),
+        2-D uint8/uint16 for gray.
 
     Raises:
         ConversionError: empty data or bytes that OpenCV cannot decode.
@@ -246,4 +247,6 @@ def compressed_to_array(msg: Any) -> np.ndarray:
         raise ConversionError(f"cannot decode {buffer.size} bytes of compressed image format {msg.format!r}")
     if array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
+    if array.ndim == 3 and array.dtype == np.uint16:
+        array = (array.astype(np.float32) * np.float32(1.0 / 257.0) + np.float32(0.5)).astype(np.uint8)
     return array

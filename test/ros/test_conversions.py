@@ -178,6 +178,13 @@ class TestCompressed:
         msg = CompressedImage(format="mono16; png compressed", data=cv2.imencode(".png", mono16)[1].tobytes())
         np.testing.assert_array_equal(compressed_to_array(msg), mono16)
 
+    def test_16bit_colour_png_becomes_bgr8(self) -> None:
+        bgr16 = (_sample("bgr8").astype(np.uint16) * 257)
+        msg = CompressedImage(format="bgr16; png compressed", data=cv2.imencode(".png", bgr16)[1].tobytes())
+        decoded = compressed_to_array(msg)
+        assert decoded.dtype == np.uint8 and decoded.shape == bgr16.shape
+        np.testing.assert_array_equal(decoded, _sample("bgr8"))
+
     def test_garbage_and_empty(self) -> None:
         with pytest.raises(ConversionError, match="cannot decode"):
             compressed_to_array(CompressedImage(format="jpeg", data=b"not a jpeg"))
