@@ -43,6 +43,8 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -407,20 +409,24 @@ def _execute(
             collect(job, evaluate_pair(job))
             progress.update()
     else:
+        # ProcessPoolExecutor (not multiprocessing.Pool): a worker killed mid-pair (e.g. by the OOM
+        # killer) raises BrokenProcessPool here instead of leaving the run waiting forever.
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker, initargs=(settings, 1)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings, 1)) as pool:
             # Slow seed pairs first so that they do not end up alone at the tail of the run.
             ordered = sorted(range(len(jobs)), key=lambda i: "seed" not in jobs[i].methods)
-            for index, outcome in pool.imap_unordered(_indexed_evaluate, [(i, jobs[i]) for i in ordered]):
-                collect(jobs[index], outcome)
-                progress.update()
+            pending = {pool.submit(evaluate_pair, jobs[i]): i for i in ordered}
+            try:
+                for future in as_completed(pending):
+                    collect(jobs[pending[future]], future.result())
+                    progress.update()
+            except BrokenProcessPool:
+                for future, index in pending.items():
+                    if not future.done() or future.exception() is not None:
+                        problems.append(f"{jobs[index].dataset}/{jobs[index].name}: not evaluated, a worker process "
+                                        "died (out of memory? try fewer --workers or a smaller --seed-max-side)")
     progress.close()
     return rows, grids
-
-
-def _indexed_evaluate(item: tuple[int, PairJob]) -> tuple[int, PairOutcome]:
-    index, job = item
-    return index, evaluate_pair(job)
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -55,3 +55,28 @@ def test_dense_is_antisymmetric(net, pair72x64):
 def test_too_small_input_rejected(net):
     with pytest.raises(ValueError, match="at least 32x32"):
         net(torch.rand(1, 2, 31, 40))
+
+
+def test_default_chunk_bounds_the_batch(pair72x64):
+    """The dense pass never stacks more than 2 × chunk samples at once (memory stays bounded)."""
+    from ivif_ros.models import create_model
+
+    net = create_model("seed").eval()
+    net.stride, net.chunk = 4, 5  # 11 × 9 = 99 windows -> 20 chunks
+    batches: list[int] = []
+    original = net.forward_patches
+
+    def recording(x):
+        batches.append(x.shape[0])
+        return original(x)
+
+    with torch.no_grad():
+        chunked = net(pair72x64)
+        net.forward_patches = recording
+        net(pair72x64)
+        net.chunk = 10_000
+        del net.forward_patches
+        whole = net(pair72x64)
+    assert max(batches) <= 2 * 5 and sum(batches) == 2 * 99
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-4)
+    assert create_model("seed").chunk <= 256
