@@ -4,7 +4,7 @@
 * ``saliency_detail_fuse`` — the product: base layers by soft brightness selection, detail layers
   by the detector/detail-energy weight map, then ``percentile_stretch``.
 * ``single_scale_retinex`` — the paper's final contrast step (log10 domain, sigma 300).
-* ``to_luminance`` / ``merge_luminance`` — colour: fuse Y of YCrCb, keep the visible chroma.
+* ``to_ycrcb`` / ``merge_luminance`` — colour: fuse Y of YCrCb, keep the visible chroma.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "blend", "split_base_detail", "detail_energy_weights", "saliency_detail_fuse", "percentile_stretch",
-    "single_scale_retinex", "to_luminance", "merge_luminance",
+    "single_scale_retinex", "to_ycrcb", "merge_luminance",
 ]
 
 
@@ -123,16 +123,17 @@ def single_scale_retinex(image: np.ndarray, sigma: float = 300.0, clip_fraction:
     return np.clip(scaled, 0.0, 255.0, out=scaled)
 
 
-def to_luminance(image: np.ndarray) -> np.ndarray:
-    """float32 luminance 0..255 of a gray (H×W) or BGR (H×W×3) uint8 image (Y of YCrCb)."""
-    if image.ndim == 2:
-        return image.astype(np.float32)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[:, :, 0].astype(np.float32)
+def to_ycrcb(image: np.ndarray) -> np.ndarray:
+    """YCrCb uint8 (H×W×3) of a BGR uint8 image; convert once per frame and reuse it."""
+    return cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
 
 
-def merge_luminance(visible_bgr: np.ndarray, luminance: np.ndarray) -> np.ndarray:
-    """Replace the Y channel of a BGR image by ``luminance`` and return BGR uint8."""
-    ycrcb = cv2.cvtColor(visible_bgr, cv2.COLOR_BGR2YCrCb)
+def merge_luminance(visible_bgr: np.ndarray, luminance: np.ndarray, ycrcb: np.ndarray | None = None) -> np.ndarray:
+    """Replace the Y channel of a BGR image by ``luminance`` and return BGR uint8.
+
+    ``ycrcb``: the visible image's ``to_ycrcb`` when the caller already has it (modified in place).
+    """
+    ycrcb = to_ycrcb(visible_bgr) if ycrcb is None else ycrcb
     ycrcb[:, :, 0] = np.clip(luminance + 0.5, 0, 255).astype(np.uint8)
     return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
 

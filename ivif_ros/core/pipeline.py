@@ -368,15 +368,16 @@ class FusionPipeline:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         thermal, visible, warnings = prepare_pair(ir, vis, config)
-        visible_lum = fusion.to_luminance(visible)
+        ycrcb = fusion.to_ycrcb(visible) if visible.ndim == 3 else None  # converted once, reused to merge
+        visible_lum = (ycrcb[:, :, 0] if ycrcb is not None else visible).astype(np.float32)
         mark = _lap(timings, "prepare", start)
         if config.mode == "seed":
             fused_lum, weights = self._fuse_seed(thermal, visible_lum, timings, mark)
         else:
             fused_lum, weights = self._fuse_default(thermal, visible_lum, timings, mark)
         mark = time.perf_counter()
-        if visible.ndim == 3:
-            fused = fusion.merge_luminance(visible, fused_lum)
+        if ycrcb is not None:
+            fused = fusion.merge_luminance(visible, fused_lum, ycrcb)
         else:
             fused = np.clip(fused_lum + 0.5, 0, 255).astype(np.uint8)
         timings["fuse"] = timings.get("fuse", 0.0) + (time.perf_counter() - mark) * 1e3

@@ -9,7 +9,7 @@ from ivif_ros.core.fusion import (
     saliency_detail_fuse,
     single_scale_retinex,
     split_base_detail,
-    to_luminance,
+    to_ycrcb,
 )
 
 
@@ -81,8 +81,10 @@ def test_single_scale_retinex_range_and_flat_input():
 def test_luminance_round_trip_keeps_colour():
     rng = np.random.default_rng(2)
     bgr = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
-    merged = merge_luminance(bgr, to_luminance(bgr))
+    luminance = to_ycrcb(bgr)[:, :, 0].astype(np.float32)
+    merged = merge_luminance(bgr, luminance)
     assert np.abs(merged.astype(int) - bgr.astype(int)).max() <= 3
-    brighter = merge_luminance(bgr, np.clip(to_luminance(bgr) + 30, 0, 255))
+    np.testing.assert_array_equal(merge_luminance(bgr, luminance, to_ycrcb(bgr)), merged)  # reused YCrCb
+    brighter = merge_luminance(bgr, np.clip(luminance + 30, 0, 255))
     ycrcb_in, ycrcb_out = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb), cv2.cvtColor(brighter, cv2.COLOR_BGR2YCrCb)
     assert np.abs(ycrcb_in[..., 1:].astype(int) - ycrcb_out[..., 1:].astype(int)).mean() < 3  # chroma kept
