@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import enhance, fusion, weight_map
+from . import enhance, fusion, seed_mode, weight_map
 from .errors import FusionInputError
 from .registration import match_thermal_size
 
@@ -31,6 +31,7 @@ __all__ = ["FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "
 LOGGER = logging.getLogger("ivif_ros.core")
 
 MODES = ("default", "seed")
+SEED_BLENDS = ("authors", "ramp")
 MIN_SIDE = 8
 # Config fields that may change while a pipeline runs (the node exposes them as live parameters).
 RUNTIME_FIELDS = frozenset(
@@ -55,6 +56,7 @@ RUNTIME_FIELDS = frozenset(
         "output_stretch",
         "seed_retinex",
         "seed_blend_radius",
+        "seed_blend",
     }
 )
 
@@ -84,7 +86,10 @@ class FusionConfig:
         detail_gain: multiplier of the fused detail layer.
         output_stretch: % of darkest/brightest fused pixels saturated by the final linear stretch (0 = off).
         seed_stride: seed mode window stride; 0 = the paper's rule (8, or 4 from 500 px).
-        seed_blend_radius: seed mode distance-transform blending half-width (px).
+        seed_blend_radius: seed mode distance-transform blending half-width (px) of ``seed_blend="ramp"``.
+        seed_blend: seed mode decision and blending: ``authors`` (Model_Test.py exactly: detection on
+            the enhanced visible vs the original infrared, distance-transform formula, their Retinex) or
+            ``ramp`` (linear ramp of ``seed_blend_radius`` across the decision boundary).
         seed_retinex: seed mode final Single-Scale Retinex.
         retinex_sigma: Gaussian sigma of the Retinex surround.
         size_tolerance: relative aspect-ratio tolerance of the IR→visible resize policy.
@@ -111,6 +116,7 @@ class FusionConfig:
     output_stretch: float = 0.5
     seed_stride: int = 0
     seed_blend_radius: float = 16.0
+    seed_blend: str = "authors"
     seed_retinex: bool = True
     retinex_sigma: float = 300.0
     size_tolerance: float = 0.02
@@ -140,6 +146,7 @@ class FusionConfig:
             (0.0 <= self.output_stretch < 50.0, f"output_stretch must be in [0, 50), got {self.output_stretch}"),
             (self.seed_stride in (0, 1, 2, 4, 8, 16, 32), f"seed_stride must be 0 or a divisor of 32, got {self.seed_stride}"),
             (self.seed_blend_radius > 0, f"seed_blend_radius must be > 0, got {self.seed_blend_radius}"),
+            (self.seed_blend in SEED_BLENDS, f"seed_blend must be one of {SEED_BLENDS}, got {self.seed_blend!r}"),
             (self.retinex_sigma > 0, f"retinex_sigma must be > 0, got {self.retinex_sigma}"),
             (0.0 <= self.size_tolerance <= 1.0, f"size_tolerance must be in [0, 1], got {self.size_tolerance}"),
             (self.max_pixels >= MIN_SIDE * MIN_SIDE, f"max_pixels too small: {self.max_pixels}"),
@@ -326,6 +333,8 @@ class FusionPipeline:
             if mode == "seed" and spec is None:
                 spec = "seed"
             net, info = load_model(spec)
+            if mode == "seed" and hasattr(net, "votes"):
+                net.votes = True  # the authors' per-window vote (ties go to visible)
             if not info.trained:
                 LOGGER.warning(
                     "UNTRAINED %s detector in use (%s): weight maps are meaningless until trained weights are loaded",
@@ -443,8 +452,15 @@ class FusionPipeline:
         stride = config.seed_stride or (4 if max(height, width) >= 500 else 8)
         if getattr(backend, "set_stride", None) is not None:
             backend.set_stride(stride)
-        scores, det_shape, window, stride = self._detect("seed", visible_lum, thermal_lum, 1.0)
+        authors = config.seed_blend == "authors"
+        detect_ir = seed_mode.original_infrared(thermal) if authors else thermal_lum
+        scores, det_shape, window, stride = self._detect("seed", visible_lum, detect_ir, 1.0)
         mark = _lap(timings, "detect", mark)
+        if authors:
+            fused, weights = seed_mode.fuse(visible_lum, thermal_lum, scores, window, stride, config.seed_retinex,
+                                            config.retinex_sigma)
+            _lap(timings, "fuse", mark)
+            return fused, weights
         weights = weight_map.seed_weight_map(scores, window, stride, det_shape, config.seed_blend_radius)
         if weights.shape != (height, width):
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -66,6 +66,7 @@ CONFIG_PARAMETERS: dict[str, tuple[str, tuple[float, float] | None]] = {
     "output_stretch": ("percent of darkest/brightest fused pixels saturated by the final stretch", (0.0, 49.9)),
     "seed_stride": ("seed mode window stride; 0 = paper rule", (0, 32)),
     "seed_blend_radius": ("seed mode blending half-width, px", (0.001, 10000.0)),
+    "seed_blend": ("seed mode blending: authors (Model_Test.py formula) or ramp", None),
     "seed_retinex": ("seed mode final Single-Scale Retinex", None),
     "retinex_sigma": ("Retinex surround sigma", (0.001, 100000.0)),
     "size_tolerance": ("relative aspect tolerance of the thermal->RGB resize policy", (0.0, 1.0)),
