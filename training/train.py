@@ -457,8 +457,11 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.threads > 0:
                 torch.set_num_threads(cfg.threads)
             net, info = load_model(args.eval_weights)
+            if cfg.channels_last:
+                net.to(memory_format=torch.channels_last)
             data = PatchDataset(cfg.data, "test", cfg.val_limit or None, subset_seed=cfg.seed + 1)
-            print(json.dumps({"weights": info.path, "data": cfg.data, **evaluate(net, data, torch.device("cpu"))}))
+            scores = evaluate(net, data, torch.device("cpu"), cpu_bf16=cfg.cpu_bf16, channels_last=cfg.channels_last)
+            print(json.dumps({"weights": info.path, "data": cfg.data, **scores}))
             return 0
         summary = train(cfg, argv)
     except (DatasetError, ModelError, ValueError, OSError) as exc:
