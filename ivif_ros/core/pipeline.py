@@ -8,7 +8,8 @@ Modes:
     filter, base/detail fusion.
     ``seed`` — SEED-ALGORITHM.md reproduced faithfully at native resolution: full §3 enhancement,
     the three-path detector over 32×32 windows at stride 8 (4 from 500 px), vote map → decision map
-    → distance-transform blending → min–max → Single-Scale Retinex.
+    → distance-transform blending → min–max → Single-Scale Retinex (``seed_mode``: as the authors'
+    ``Model_Test.py`` does each step).
 """
 from __future__ import annotations
 
