@@ -18,12 +18,12 @@ setup(
     package_data={PACKAGE: ["models/weights/*.safetensors", "models/weights/*.json", "models/weights/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
-        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}", ["package.xml", "LICENSE"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
     ],
     install_requires=[
-        "numpy>=1.26",
+        "numpy>=1.21",  # Humble ships 1.21.5, Jazzy 1.26.4: never upgrade the apt numpy under ROS
         "opencv-python-headless>=4.8",
         "torch>=2.4",
         "safetensors>=0.4",

@@ -117,7 +117,7 @@ class TestBadMessages:
         fields.update(overrides)
         return SimpleNamespace(**fields)
 
-    @pytest.mark.parametrize("encoding", ["bayer_rggb8", "yuv422", "", "16UC3"])
+    @pytest.mark.parametrize("encoding", ["bayer_rggb16", "nv12", "", "16UC3"])
     def test_unsupported_encoding_is_named(self, encoding: str) -> None:
         with pytest.raises(ConversionError, match="unsupported encoding") as caught:
             image_to_array(self._msg(encoding=encoding))
@@ -150,7 +150,7 @@ class TestBadMessages:
         with pytest.raises(ConversionError, match="dtype"):
             array_to_image(np.zeros((4, 4), np.uint8), "mono16")
         with pytest.raises(ConversionError, match="unsupported encoding"):
-            array_to_image(np.zeros((4, 4), np.uint8), "bayer_rggb8")
+            array_to_image(np.zeros((4, 4), np.uint8), "bayer_rggb16")
 
 
 class TestToBgr:

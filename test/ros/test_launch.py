@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import re
 from pathlib import Path
 
 import yaml
@@ -53,9 +54,64 @@ def test_every_launch_argument_is_described_and_used() -> None:
         keywords = {k.arg: k.value for k in call.keywords}
         assert "description" in keywords and keywords["description"], ast.unparse(call)
         declared[call.args[0].value] = keywords
-    assert {"config_file", "backend", "device", "namespace", "thermal_topic", "rgb_topic"} <= set(declared)
+    assert {"params_file", "use_sim_time", "backend", "device", "namespace", "thermal_topic", "rgb_topic",
+            "dds_profile"} <= set(declared)
+    assert _constant(declared["dds_profile"]["default_value"]) == ""  # a robot-wide profile stays in force
     for name in declared:  # declared once, read at least once
         assert source.count(f'"{name}"') >= 2, name
+
+
+def _constant(node: ast.AST) -> object:
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def _declared_launch_arguments() -> dict[str, str]:
+    tree = ast.parse(LAUNCH.read_text())
+    result = {}
+    for call in _calls(tree, "DeclareLaunchArgument"):
+        description = next(k.value for k in call.keywords if k.arg == "description")
+        result[call.args[0].value] = ast.unparse(description)
+    return result
+
+
+def _documented_launch_arguments() -> dict[str, set[str]]:
+    """Launch arguments named in README/docs: `name:=` after `fusion.launch.py` on a command line
+    (with backslash continuations), and the backticked names of a "launch file takes" sentence."""
+    found: dict[str, set[str]] = {}
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = path.read_text().replace("\\\n", " ")
+        for match in re.finditer(r"fusion\.launch\.py([^\n`]*(?:`[^`\n]*`[^\n`]*)*)", text):
+            for name in re.findall(r"(?<![\w-])([a-z_][a-z0-9_]*):=", match.group(1)):
+                found.setdefault(name, set()).add(path.name)
+        for sentence in re.findall(r"launch file takes([^.]*)\.", text.replace("\n", " ")):
+            for name in re.findall(r"`([a-z_][a-z0-9_]*)`", sentence):
+                found.setdefault(name, set()).add(path.name)
+    return found
+
+
+def test_every_launch_argument_in_the_docs_is_declared_with_a_description() -> None:
+    declared = _declared_launch_arguments()
+    documented = _documented_launch_arguments()
+    # The scan finds the arguments of the README's robot section and of the rviz/bag examples.
+    assert {"params_file", "thermal_topic", "rgb_topic", "rviz", "use_sim_time"} <= set(documented), documented
+    missing = {name: sorted(files) for name, files in documented.items() if name not in declared}
+    assert not missing, f"launch arguments named in the docs but not declared: {missing}"
+    assert all(len(description) > 12 for description in declared.values()), declared
+
+
+def test_rviz_topics_follow_namespace_and_fused_topic() -> None:
+    from ivif_ros.ros.topics import namespace_rviz_topics, resolve_in_namespace
+
+    text = (REPO / "config" / "fusion.rviz").read_text()
+    topics = {"/fused/image": resolve_in_namespace("fused/image", "front"),
+              "/weight_map/colored": resolve_in_namespace("weight_map/colored", "/front/")}
+    rewritten = yaml.safe_load(namespace_rviz_topics(text, topics))
+    values = {d["Topic"]["Value"] for d in rewritten["Visualization Manager"]["Displays"]}
+    assert values == {"/front/fused/image", "/front/weight_map/colored"}
+    assert resolve_in_namespace("/cam/fused", "front") == "/cam/fused"
+    assert resolve_in_namespace("fused/image", "") == "/fused/image"
+    unchanged = namespace_rviz_topics(text, {})
+    assert unchanged == text
 
 
 def test_remapped_topics_are_the_node_defaults() -> None:
