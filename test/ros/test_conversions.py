@@ -28,6 +28,13 @@ _SHAPES = {  # encoding -> (dtype, channels)
     "bgr8": (np.uint8, 3),
     "rgba8": (np.uint8, 4),
     "bgra8": (np.uint8, 4),
+    "bayer_rggb8": (np.uint8, 1),
+    "bayer_bggr8": (np.uint8, 1),
+    "bayer_gbrg8": (np.uint8, 1),
+    "bayer_grbg8": (np.uint8, 1),
+    "yuv422": (np.uint8, 2),
+    "yuv422_yuy2": (np.uint8, 2),
+    "yuyv": (np.uint8, 2),
 }
 
 
