@@ -462,7 +462,8 @@ class FusionNode(Node):
 
     def _on_incompatible_qos(self, stream: str, info: Any) -> None:
         """A publisher the subscription cannot match: expected (and followed) in auto mode, else a warning."""
-        policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind)).lower()
+        policy = str(getattr(info.last_policy_kind, "name", info.last_policy_kind)).lower()
+        policy = policy.removeprefix("rmw_qos_policy_")  # rclpy reports RMW_QOS_POLICY_RELIABILITY
         topic = self._subscriptions_by_stream[stream].topic_name
         if self._follows_publishers[stream] and policy == "reliability":
             self.get_logger().debug(f"{topic}: a publisher offers other reliability; following it")
