@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import threading
 import time
 from typing import Any, Callable
@@ -59,6 +60,7 @@ STREAMS = ("thermal", "rgb")
 # Reasons the node itself drops messages or pairs (the synchroniser adds stale/unpaired/out_of_order).
 DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "processing_error", "no_subscribers", "no_calibration")
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+CORE_LOGGER = logging.getLogger("ivif_ros.core")
 # camera_info messages kept per camera to pair with frames by stamp (else the newest is used).
 CAMERA_INFO_HISTORY = 20
 # qos_overrides.<topic>.subscription.reliability default: follow qos_reliability.
@@ -365,8 +367,10 @@ class FusionNode(Node):
         now = time.monotonic()
         if now - self._last_drop_log.get(reason, -1e9) >= 1.0:
             self._last_drop_log[reason] = now
-            log = self.get_logger().debug if reason == "no_subscribers" else self.get_logger().warning
-            log(f"dropped ({reason}): {detail}")
+            if reason == "no_subscribers":  # nobody listening is normal on a robot, not a fault
+                self.get_logger().debug(f"dropped ({reason}): {detail}")
+            else:
+                self.get_logger().warning(f"dropped ({reason}): {detail}")
 
     # ---- processing --------------------------------------------------------------------------
     def _work(self) -> None:
@@ -404,6 +408,8 @@ class FusionNode(Node):
             if thermal is None:
                 return
             result = self._pipeline(thermal, visible)
+            for note in result.warnings:  # e.g. "infrared resized": rate-limited per text by the log bridge
+                CORE_LOGGER.warning(note)
         except FusionInputError as exc:
             reason = "size_mismatch" if isinstance(exc, SizeMismatchError) else "bad_data"
             self._drop(reason, str(exc))

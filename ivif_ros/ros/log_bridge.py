@@ -14,13 +14,6 @@ from typing import Any, Callable
 
 __all__ = ["RclpyLogHandler", "install_log_bridge"]
 
-_LEVELS = (
-    (logging.ERROR, "error"),
-    (logging.WARNING, "warning"),
-    (logging.INFO, "info"),
-    (logging.NOTSET, "debug"),
-)
-
 
 class RclpyLogHandler(logging.Handler):
     """A logging handler that writes to an rclpy logger, rate-limited per message template.
@@ -54,8 +47,15 @@ class RclpyLogHandler(logging.Handler):
             text = f"[{record.name}] {record.msg!r} {record.args!r}"
         if held:
             text += f" (repeated {held}x in the last {self._period_s:g} s)"
-        method = next(name for level, name in _LEVELS if record.levelno >= level)
-        getattr(self._ros_logger, method)(text)
+        # One call site per severity: rclpy refuses a second severity from the same source line.
+        if record.levelno >= logging.ERROR:
+            self._ros_logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._ros_logger.warning(text)
+        elif record.levelno >= logging.INFO:
+            self._ros_logger.info(text)
+        else:
+            self._ros_logger.debug(text)
 
 
 def install_log_bridge(ros_logger: Any, logger_name: str = "ivif_ros", period_s: float = 5.0,

@@ -5,6 +5,8 @@ the inverse mapping under test.
 """
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import cv2
@@ -171,3 +173,13 @@ def test_bad_calibrations_are_refused_with_the_reason(tmp_path: Path) -> None:
         CameraModel(np.zeros((3, 3)), (10, 10))
     with pytest.raises(FusionInputError, match="distortion"):
         CameraModel(K_RGB, RGB_SIZE, np.array([0.1, 0.2, 0.3]))
+
+
+def test_shipped_example_calibration_gives_the_documented_homography() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    calib = load_stereo_calibration(repo / "config" / "stereo_calibration_example.yaml")
+    assert (calib.thermal.size, calib.rgb.size) == ((640, 512), (1280, 1024))
+    assert calib.thermal.distorted and calib.rgb.distorted
+    documented = re.search(r"# H\(10 m\) = (\[[^\]]+\])", (repo / "docs" / "ros_node.md").read_text())
+    assert documented, "docs/ros_node.md lost the worked example"
+    np.testing.assert_allclose(plane_homography(calib, 10.0).ravel(), json.loads(documented.group(1)), atol=1e-5)

@@ -102,6 +102,7 @@ def main() -> int:
     parser.add_argument("--rgb-encoding", default="bgr8")
     parser.add_argument("--camera-info", action="store_true")
     parser.add_argument("--best-effort", action="store_true")
+    parser.add_argument("--thermal-half", action="store_true", help="thermal frames at half the RGB size")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the node")
     args = parser.parse_args()
 
@@ -128,6 +129,8 @@ def main() -> int:
     period, next_time = 1.0 / args.rate, time.monotonic()
     for k in range(args.count):
         thermal8, visible = frame(k, args.height, args.width)
+        if args.thermal_half:
+            thermal8 = cv2.resize(thermal8, (args.width // 2, args.height // 2), interpolation=cv2.INTER_AREA)
         if info_pubs:
             info_pubs[0].publish(camera_info(k_thermal, args.height, args.width, header(k, "thermal")))
             info_pubs[1].publish(camera_info(k_rgb, args.height, args.width, header(k, FRAME_ID)))

@@ -17,7 +17,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 import pytest
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rcl_interfaces.msg import Log
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
 from camera_publisher import camera_matrices, rgb_raw, thermal16
@@ -44,16 +45,24 @@ def pipeline() -> FusionPipeline:
 
 
 class Outputs(Collector):
-    """The Collector plus fused/camera_info and fused/image/compressed."""
+    """The Collector plus fused/camera_info, fused/image/compressed and /rosout."""
 
     def __init__(self, domain_id: int) -> None:
         super().__init__(domain_id, (FUSED,))
         self.infos: list[CameraInfo] = []
         self.compressed: list[CompressedImage] = []
+        self.rosout: list[Log] = []
         self._extra_lock = threading.Lock()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.node.create_subscription(CameraInfo, "/fused/camera_info", self._info, qos)
         self.node.create_subscription(CompressedImage, "/fused/image/compressed", self._jpeg, qos)
+        rosout_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(Log, "/rosout", self._log, rosout_qos)
+
+    def _log(self, msg: Log) -> None:
+        with self._extra_lock:
+            self.rosout.append(msg)
 
     def _info(self, msg: CameraInfo) -> None:
         with self._extra_lock:
@@ -173,3 +182,18 @@ def test_best_effort_yuv_driver_and_16bit_compressed_depth_thermal(
         converted = to_bgr(rgb_raw(visible, rgb_encoding), rgb_encoding)
         assert np.abs(converted.astype(int) - visible.astype(int)).mean() < 2.0  # the encoder is faithful
         assert_matches(msg, pipeline(thermal16(thermal), converted).fused)
+
+
+def test_core_and_backend_logging_reaches_rosout_rate_limited(domain: int, outputs: Outputs, tmp_path: Path) -> None:
+    log_path = tmp_path / "fusion_node.log"
+    with running_node(domain, log_path, outputs, []) as process:
+        publish(domain, "--thermal-half")  # every pair: "infrared 80x64 resized to the visible frame"
+        assert outputs.wait_for(lambda: COUNT - 1 in by_frame(outputs.messages[FUSED]), 30), log_path.read_text()
+        assert process.poll() is None, log_path.read_text()
+    node_logs = [m for m in list(outputs.rosout) if m.name == "fusion_node"]
+    backend = [m for m in node_logs if m.msg.startswith("[ivif_ros.backends] backend auto ->")]
+    assert len(backend) == 1 and backend[0].level == Log.INFO, [m.msg for m in node_logs]
+    resized = [m for m in node_logs if m.msg.startswith("[ivif_ros.core] infrared 80x64 resized")]
+    # COUNT pairs within one 5 s period: the warning reaches /rosout once, at WARN.
+    assert len(resized) == 1 and resized[0].level == Log.WARN, [m.msg for m in node_logs]
+    assert len(by_frame(outputs.messages[FUSED])) >= 2
