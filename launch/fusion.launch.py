@@ -19,7 +19,7 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch_ros.actions import Node
 
-from ivif_ros.ros.topics import namespace_rviz_topics, resolve_in_namespace
+from ivif_ros.ros.transport_topics import namespace_rviz_topics
 
 PACKAGE = "ivif_ros"
 EXECUTABLE = "fusion_node"
@@ -45,6 +45,15 @@ def _dds_profile(context: LaunchContext, config_dir: str) -> list:
             for variable in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")]
 
 
+def _remappings(context: LaunchContext) -> list[tuple[str, str]]:
+    """The node's default topic -> the topic the arguments name."""
+    return [
+        ("thermal/image_raw", _argument(context, "thermal_topic")),
+        ("rgb/image_raw", _argument(context, "rgb_topic")),
+        ("fused/image", _argument(context, "fused_topic")),
+    ]
+
+
 def _fusion_node(context: LaunchContext) -> list:
     """The node, with backend/device overrides only for arguments that were given."""
     overrides: dict = {name: _argument(context, name) for name in ("backend", "device") if _argument(context, name)}
@@ -57,11 +66,7 @@ def _fusion_node(context: LaunchContext) -> list:
             namespace=_argument(context, "namespace"),
             output="screen",
             parameters=[_argument(context, "params_file"), overrides],
-            remappings=[
-                ("thermal/image_raw", _argument(context, "thermal_topic")),
-                ("rgb/image_raw", _argument(context, "rgb_topic")),
-                ("fused/image", _argument(context, "fused_topic")),
-            ],
+            remappings=_remappings(context),
         ),
     ]
 
@@ -70,13 +75,8 @@ def _rviz(context: LaunchContext, config_dir: str) -> list:
     """rviz2 showing the node's outputs where the namespace and fused_topic put them."""
     if _argument(context, "rviz").lower() not in TRUE_WORDS:
         return []
-    namespace = _argument(context, "namespace")
-    topics = {
-        "/fused/image": resolve_in_namespace(_argument(context, "fused_topic"), namespace),
-        "/weight_map/colored": resolve_in_namespace("weight_map/colored", namespace),
-    }
     with open(os.path.join(config_dir, RVIZ_FILE), encoding="utf-8") as source:
-        text = namespace_rviz_topics(source.read(), topics)
+        text = namespace_rviz_topics(source.read(), _argument(context, "namespace"), dict(_remappings(context)))
     with tempfile.NamedTemporaryFile("w", suffix=".rviz", prefix="ivif_ros_", delete=False) as config:
         config.write(text)
     return [

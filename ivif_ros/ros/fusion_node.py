@@ -51,7 +51,7 @@ from ivif_ros.core.registration import (
 from ivif_ros.ros.conversions import ConversionError, array_to_image, compressed_to_array, image_to_array, to_bgr
 from ivif_ros.ros.diagnostics import NodeStatistics, to_diagnostic_status
 from ivif_ros.ros.log_bridge import install_log_bridge
-from ivif_ros.ros.topics import camera_info_topic, transport_topic
+from ivif_ros.ros.transport_topics import camera_info_topic, transport_topic
 from ivif_ros.ros.sync import ApproximateSynchronizer, SyncedPair
 
 __all__ = ["FusionNode", "main", "DROP_REASONS"]

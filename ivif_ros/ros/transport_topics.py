@@ -31,18 +31,23 @@ def resolve_in_namespace(topic: str, namespace: str) -> str:
     return f"{prefix}/{topic.lstrip('~/')}"
 
 
-def namespace_rviz_topics(config_text: str, topics: dict[str, str]) -> str:
-    """Replace each ``Value: <old topic>`` line of an rviz configuration by its new topic.
+def namespace_rviz_topics(config_text: str, namespace: str, remappings: dict[str, str]) -> str:
+    """Point the topics of an rviz configuration where a node in ``namespace`` with ``remappings``
+    publishes them.
 
     Args:
-        config_text: the .rviz YAML text.
-        topics: old absolute topic -> new absolute topic.
+        config_text: the .rviz YAML text; its ``Value: /topic`` lines name the node's default
+            (relative) topics with a leading slash.
+        namespace: the node's namespace ("" = root).
+        remappings: the node's remapping rules, default relative name -> new name.
 
     Returns:
         The configuration with only those topic values changed (everything else byte-identical).
     """
 
     def replace(match: re.Match[str]) -> str:
-        return f"{match.group(1)}{topics.get(match.group(2), match.group(2))}{match.group(3)}"
+        relative = match.group(2).lstrip("/")
+        target = resolve_in_namespace(remappings.get(relative, relative), namespace)
+        return f"{match.group(1)}{target}{match.group(3)}"
 
     return re.sub(r"^(\s*Value: )(/\S+)(\s*)$", replace, config_text, flags=re.MULTILINE)
