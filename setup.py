@@ -53,7 +53,7 @@ setup(
     zip_safe=False,
     entry_points={
         "console_scripts": [
-            "fusion_node = ivif_ros.ros.fusion_node:main",
+            "fusion_node = ivif_ros.cli.entry_points:fusion_node",
             "ivif-demo = ivif_ros.cli.demo:main",
             "ivif-fuse = ivif_ros.cli.fuse:main",
             "ivif-bag = ivif_ros.cli.bag:main",
@@ -61,7 +61,7 @@ setup(
             "ivif-make-dataset = ivif_ros.training.dataset:main",
             "ivif-train = ivif_ros.training.train:main",
             "ivif-export = ivif_ros.training.export:main",
-            "ivif-eval = ivif_ros.training.evaluate:main",
+            "ivif-eval = ivif_ros.cli.entry_points:ivif_eval",
         ],
     },
 )

@@ -51,6 +51,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ivif_ros.cli.dependencies import optional
 from ivif_ros.training import report
 from ivif_ros.training.baselines import BASELINES
 from ivif_ros.training.metrics import METRIC_NAMES, compute_metrics, to_gray_u8
@@ -482,9 +483,10 @@ def _results_markdown(
                 "",
                 report.markdown_table(merged, show_seconds=False, mark=ours),
             ]
-        plot = out / "plots" / f"{dataset}_metrics.png"
-        report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
-        lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
+        if getattr(args, "plots", True):
+            plot = out / "plots" / f"{dataset}_metrics.png"
+            report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
+            lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
     for dataset, name, grid in grids:
         path = out / "grids" / f"{dataset}_{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -530,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv_for_report = argv
+    args.plots = optional("ivif-eval", "bar charts (plots/*.png)", ("matplotlib",))
     for name in ("size", "limit", "seed_limit", "seed_max_side"):
         value = getattr(args, name)
         if value is not None and value < 1:

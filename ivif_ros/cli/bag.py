@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from ivif_ros.bag.errors import BagError
+from ivif_ros.cli.dependencies import ROS_MODULES, require
 
 __all__ = ["command_fuse", "command_info", "command_make", "command_play", "main"]
 
@@ -283,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 on success, 1 on an error (one line on stderr), 130 on Ctrl-C.
     """
     args = vars(build_parser().parse_args(argv))
+    if args["command"] == "play":
+        require(PROG, "play (DDS publishing)", ROS_MODULES)
     command = _COMMANDS[args.pop("command")]
     if "topics" in args:
         args["topics"] = tuple(args["topics"])
