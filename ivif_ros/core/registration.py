@@ -23,6 +23,7 @@ __all__ = [
     "parse_homography",
     "CameraModel",
     "StereoCalibration",
+    "parse_extrinsics",
     "plane_homography",
     "registration_maps",
     "remap_thermal",
@@ -140,14 +141,28 @@ class StereoCalibration:
     translation: np.ndarray
 
     def __post_init__(self) -> None:
-        rotation = np.asarray(self.rotation, dtype=np.float64).reshape(3, 3)
-        translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
-        if not (np.all(np.isfinite(rotation)) and np.all(np.isfinite(translation))):
-            raise FusionInputError("extrinsic rotation and translation must be finite")
-        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-3) or np.linalg.det(rotation) < 0:
-            raise FusionInputError(f"extrinsic rotation is not a rotation matrix: {rotation.tolist()}")
+        rotation, translation = parse_extrinsics(self.rotation, self.translation)
         object.__setattr__(self, "rotation", rotation)
         object.__setattr__(self, "translation", translation)
+
+
+def parse_extrinsics(rotation: np.ndarray | list[float], translation: np.ndarray | list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A row-major 3×3 rotation and a 3-vector translation as float64 arrays.
+
+    Raises:
+        FusionInputError: wrong sizes, non-finite values, or a matrix that is not a rotation.
+    """
+    rotation = np.asarray(rotation, dtype=np.float64).reshape(-1)
+    translation = np.asarray(translation, dtype=np.float64).reshape(-1)
+    if rotation.size != 9 or translation.size != 3:
+        raise FusionInputError(f"extrinsics need 9 rotation and 3 translation values, got {rotation.size} and "
+                               f"{translation.size}")
+    if not (np.all(np.isfinite(rotation)) and np.all(np.isfinite(translation))):
+        raise FusionInputError("extrinsic rotation and translation must be finite")
+    rotation = rotation.reshape(3, 3)
+    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-3) or np.linalg.det(rotation) < 0:
+        raise FusionInputError(f"extrinsic rotation is not a rotation matrix: {rotation.tolist()}")
+    return rotation, translation
 
 
 def plane_homography(calibration: StereoCalibration, depth: float) -> np.ndarray:

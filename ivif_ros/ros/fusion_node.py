@@ -43,6 +43,7 @@ from ivif_ros.core.registration import (
     CameraModel,
     StereoCalibration,
     load_stereo_calibration,
+    parse_extrinsics,
     parse_homography,
     registration_maps,
     remap_thermal,
@@ -480,6 +481,8 @@ class FusionNode(Node):
 
     # ---- camera_info and registration ---------------------------------------------------------
     def _load_calibration_file(self) -> StereoCalibration | None:
+        """The calibration file's cameras and extrinsics, or None; checks the extrinsic parameters too."""
+        parse_extrinsics(self._param("extrinsic_rotation"), self._param("extrinsic_translation"))
         path = self._param("calibration_file")
         if not path:
             return None

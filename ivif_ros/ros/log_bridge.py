@@ -31,6 +31,7 @@ class RclpyLogHandler(logging.Handler):
         self._last: dict[tuple[str, str], float] = {}
         self._held: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        self.saved_state: tuple[int, bool] = (logging.NOTSET, True)  # logger level/propagation to restore
 
     def emit(self, record: logging.LogRecord) -> None:
         key = (record.name, str(record.msg))
@@ -68,6 +69,10 @@ def install_log_bridge(ros_logger: Any, logger_name: str = "ivif_ros", period_s:
     logger = logging.getLogger(logger_name)
     handler = RclpyLogHandler(ros_logger, period_s)
     previous_level, previous_propagate = logger.level, logger.propagate
+    for stale in [h for h in logger.handlers if isinstance(h, RclpyLogHandler)]:  # a node that failed to start
+        logger.removeHandler(stale)
+        previous_level, previous_propagate = stale.saved_state
+    handler.saved_state = (previous_level, previous_propagate)
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

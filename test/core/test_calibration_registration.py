@@ -19,6 +19,7 @@ from ivif_ros.core.registration import (
     CameraModel,
     StereoCalibration,
     load_stereo_calibration,
+    parse_extrinsics,
     plane_homography,
     registration_maps,
     remap_thermal,
@@ -169,6 +170,10 @@ def test_bad_calibrations_are_refused_with_the_reason(tmp_path: Path) -> None:
         load_stereo_calibration(partial)
     with pytest.raises(FusionInputError, match="rotation"):
         StereoCalibration(calibration().thermal, calibration().rgb, np.eye(3) * 2, TRANSLATION)
+    with pytest.raises(FusionInputError, match="9 rotation and 3 translation"):
+        parse_extrinsics(np.eye(3), [0.1, 0.0])
+    with pytest.raises(FusionInputError, match="finite"):
+        parse_extrinsics(np.eye(3), [0.1, float("nan"), 0.0])
     with pytest.raises(FusionInputError, match="fx, fy"):
         CameraModel(np.zeros((3, 3)), (10, 10))
     with pytest.raises(FusionInputError, match="distortion"):
