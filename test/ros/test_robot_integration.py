@@ -197,3 +197,24 @@ def test_core_and_backend_logging_reaches_rosout_rate_limited(domain: int, outpu
     # COUNT pairs within one 5 s period: the warning reaches /rosout once, at WARN.
     assert len(resized) == 1 and resized[0].level == Log.WARN, [m.msg for m in node_logs]
     assert len(by_frame(outputs.messages[FUSED])) >= 2
+
+
+def test_nobody_listening_is_counted_but_not_warned(domain: int, tmp_path: Path) -> None:
+    diagnostics_only = Collector(domain, ())
+    try:
+        log_path = tmp_path / "fusion_node.log"
+        process = start_node(domain, log_path, ["-p", "diagnostics_period:=0.5"])
+        try:
+            assert diagnostics_only.wait_for(
+                lambda: process.poll() is not None or log_path.read_text().count("subscribed /") >= 2, 90)
+            publish(domain)
+            assert diagnostics_only.wait_for(
+                lambda: int(diagnostics_only.latest_diagnostic_values().get("drops_no_subscribers", 0)) >= COUNT - 2, 20
+            ), diagnostics_only.latest_diagnostic_values()
+            assert process.poll() is None, log_path.read_text()
+        finally:
+            stop_process(process)
+    finally:
+        diagnostics_only.close()
+    log = log_path.read_text()
+    assert "no_subscribers" not in log and "Traceback" not in log, log
