@@ -92,9 +92,11 @@ class PaperSeed:
 
 def _other_method(name: str, weights: str | None):
     if name == "default":
-        from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+        from ivif_ros.backends.choice import DetectorChoice, create_pipeline
+        from ivif_ros.core.config import FusionConfig
 
-        pipeline = FusionPipeline(FusionConfig(mode="default"), model=weights, backend="torch", device="cpu")
+        pipeline = create_pipeline(FusionConfig(mode="default"), DetectorChoice(backend="torch", device="cpu",
+                                                                              model=weights or ""))
         return lambda ir, vis: pipeline(ir, vis).fused
     from ivif_ros.training.baselines import BASELINES
 

@@ -129,14 +129,15 @@ def random_seed_weights(tmp_path_factory):
 
 
 def test_pipeline_seed_blend_options(random_seed_weights):
-    from ivif_ros.core import FusionConfig, FusionPipeline
+    from ivif_ros.backends.choice import DetectorChoice, create_pipeline
+    from ivif_ros.core import FusionConfig
     from ivif_ros.core.synthetic import synthetic_pair
 
     ir, vis = synthetic_pair(64, 64, seed=3, color=False)
     outputs = {}
+    choice = DetectorChoice(backend="torch", device="cpu", seed_model=str(random_seed_weights))
     for blend in ("authors", "ramp"):
-        pipeline = FusionPipeline(FusionConfig(mode="seed", seed_stride=16, seed_blend=blend), backend="torch",
-                                  device="cpu", seed_model=random_seed_weights)
+        pipeline = create_pipeline(FusionConfig(mode="seed", seed_stride=16, seed_blend=blend), choice)
         result = pipeline(ir, vis)
         assert result.fused.shape == (64, 64) and result.fused.dtype == np.uint8
         assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
@@ -144,3 +145,4 @@ def test_pipeline_seed_blend_options(random_seed_weights):
     assert not np.array_equal(outputs["authors"], outputs["ramp"])
     with pytest.raises(ValueError, match="seed_blend"):
         FusionConfig(seed_blend="feather").validate()
+    assert pipeline._detector("seed").model_info.arch == "seed"
