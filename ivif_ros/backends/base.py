@@ -154,9 +154,15 @@ def create_backend(name: str, model, device: str = "auto", **options) -> Detecto
                 continue
             reason = _AVAILABILITY[candidate](candidate_device)
             if reason is None:
-                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, "; ".join(reasons) or "first choice")
                 factory = _REGISTRY[candidate]
-                return factory(model, device=candidate_device, **_accepted_options(factory, options))
+                try:
+                    backend = factory(model, device=candidate_device, **_accepted_options(factory, options))
+                except BackendError as error:  # e.g. a TensorRT build failure: try the next candidate
+                    LOGGER.warning("backend auto: %s failed (%s); trying the next candidate", label, error)
+                    reasons.append(f"{label}: failed: {error}")
+                    continue
+                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, "; ".join(reasons) or "first choice")
+                return backend
             reasons.append(f"{label}: {reason}")
         raise BackendError("no usable backend: " + "; ".join(reasons))
     if name not in _REGISTRY:
