@@ -299,6 +299,30 @@ def _reset_cuda_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def _error_text(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, (RuntimeError, ValueError)) else f"{type(error).__name__}: {text}"
+
+
+class _ReportWriter:
+    """Rewrites ``bench.json`` and ``bench.md`` (atomically) after every finished row, so a backend
+    that kills the process still leaves the rows measured before it."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, report: dict[str, Any]) -> str:
+        markdown = render_markdown(report)
+        if self.folder is not None:
+            for name, text in (("bench.json", json.dumps(report, indent=1, default=str)), ("bench.md", markdown)):
+                tmp = self.folder / f".{name}.tmp"
+                tmp.write_text(text)
+                os.replace(tmp, self.folder / name)
+        return markdown
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -393,7 +417,7 @@ def bench_command(
     """
     import torch
 
-    from ivif_ros.backends import BackendError, create_backend
+    from ivif_ros.backends import create_backend
     from ivif_ros.core.pipeline import FusionConfig
     from ivif_ros.models import load_model
 
@@ -433,13 +457,15 @@ def bench_command(
         report["notes"].append(
             f"detector {info.name} is UNTRAINED (no shipped weights): timings are valid, weight maps are not"
         )
+    writer = _ReportWriter(Path(out) if out else None)
+    writer.write(report)
     for size in frame_sizes:
         label = f"{size[1]}x{size[0]}"
         pairs = _load_pairs(size, data, 8)
         for text, (name, options) in zip(variant_texts, parsed):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
             if not skip_pipeline:
-                row: dict[str, Any] = {"size": label, "variant": text}
+                row: dict[str, Any] = {"size": label, "variant": text, "batch": 1}
                 try:
                     pipeline = _make_pipeline(dataclasses.replace(config), model, name, options, device, gpu_pipeline)
                     row["describe"] = {k: str(v) for k, v in pipeline.describe().items()}
@@ -448,30 +474,29 @@ def bench_command(
                     row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
                     row["load_after"] = list(os.getloadavg())
                     row["peak_cuda_mb"] = _cuda_peak_mb(device)
-                except (BackendError, RuntimeError, TypeError) as error:
-                    row["error"] = str(error)
+                except Exception as error:  # a failing variant is a reported row, never the end of the run
+                    row["error"] = _error_text(error)
                 report["pipeline"].append(row)
+                writer.write(report)
             if not skip_detector:
                 det_size = _detector_input(size, config.detector_scale)
-                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}"}
+                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}", "batch": 1}
                 try:
                     backend = create_backend(name, model=net, device=device, **options)
                     row["describe"] = {k: str(v) for k, v in backend.describe().items()}
                     pair = np.random.default_rng(0).random((1, 2, *det_size), dtype=np.float32)
+                    _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
                     row.update(_bench_detector(backend, pair, runs, warmup))
-                except (BackendError, RuntimeError, TypeError) as error:
-                    row["error"] = str(error)
+                    row["peak_cuda_mb"] = _cuda_peak_mb(device)
+                except Exception as error:
+                    row["error"] = _error_text(error)
                 report["detector"].append(row)
+                writer.write(report)
     report["machine"]["loadavg_end"] = list(os.getloadavg())
-    markdown = render_markdown(report)
+    markdown = writer.write(report)
     if not quiet:
         print(markdown)
-    if out:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "bench.json").write_text(json.dumps(report, indent=1, default=str))
-        (folder / "bench.md").write_text(markdown)
     return 0
 
 

@@ -92,3 +92,35 @@ def test_usage_errors(capsys):
     assert main(["--set", "no_such_field=1", "--quiet"]) == 2
     assert main(["--set", "detector_scale=99", "--quiet"]) == 2
     assert main(["--runs", "0", "--quiet"]) == 2
+
+
+def test_rows_are_on_disk_before_a_later_variant_kills_the_run(tmp_path, monkeypatch):
+    """A backend that takes the process down (here: an interrupt from inside the second variant)
+    must still leave bench.json with the rows measured before it."""
+    real = bench._bench_detector
+    calls = []
+
+    def dying(backend, pair, runs, warmup):
+        calls.append(backend.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("backend took the process down")
+        return real(backend, pair, runs, warmup)
+
+    monkeypatch.setattr(bench, "_bench_detector", dying)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--sizes", "96x64", "--backends", "torch", "torch:threads=1", "--runs", "1", "--warmup", "0",
+              "--detector-only", "--out", str(tmp_path), "--quiet"])
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert [row["variant"] for row in report["detector"]] == ["torch"] and report["detector"][0]["ms"]["median"] > 0
+    assert "| torch |" in (tmp_path / "bench.md").read_text()
+
+
+def test_an_unexpected_backend_exception_is_a_reported_row(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise AttributeError("'Builder' object has no attribute 'platform_has_fast_fp16'")
+
+    monkeypatch.setattr(bench, "_bench_detector", broken)
+    assert main(["--sizes", "96x64", "--backends", "torch", "--runs", "1", "--warmup", "0", "--detector-only",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    row = json.loads((tmp_path / "bench.json").read_text())["detector"][0]
+    assert row["error"].startswith("AttributeError: 'Builder'")
