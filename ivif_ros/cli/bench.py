@@ -272,7 +272,7 @@ def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[s
         if index >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
     stats = summarize(times)
-    return {"ms": stats, "pairs_per_s": 1000.0 / stats["median"]}
+    return {"ms": stats, "pairs_per_s": 1000.0 * len(pair) / stats["median"]}
 
 
 def _detector_input(size: tuple[int, int], scale: float, window: int = 32) -> tuple[int, int]:
@@ -361,16 +361,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Detector alone (at the pipeline's detector input size)",
         "",
-        "| size | detector input | backend | settings | median ms | p95 ms | pairs/s | load avg 1m |",
-        "|---|---|---|---|---|---|---|---|",
+        "| size | detector input | backend | batch | settings | median ms per call | p95 ms | pairs/s | load avg 1m |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["detector"]:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row.get('input', '')} | {row['variant']} | skipped: {row['error']} | | | | |")
+            lines.append(
+                f"| {row['size']} | {row.get('input', '')} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} | | | | |"
+            )
             continue
         settings = ", ".join(f"{k}={v}" for k, v in row["describe"].items() if k not in ("backend", "onnx", "engine"))
         lines.append(
-            f"| {row['size']} | {row['input']} | {row['variant']} | {settings} | {_fmt(row['ms']['median'], 2)} | "
+            f"| {row['size']} | {row['input']} | {row['variant']} | {row.get('batch', 1)} | {settings} | {_fmt(row['ms']['median'], 2)} | "
             f"{_fmt(row['ms']['p95'], 2)} | **{_fmt(row['pairs_per_s'])}** | {row['load_before'][0]:.2f} |"
         )
     for note in report.get("notes", []):
@@ -393,6 +395,7 @@ def bench_command(
     skip_pipeline: bool = False,
     skip_detector: bool = False,
     quiet: bool = False,
+    batches: Sequence[int] = (1,),
 ) -> int:
     """Run the benchmark; see the module docstring.
 
@@ -411,6 +414,7 @@ def bench_command(
         skip_pipeline: only time the detectors.
         skip_detector: only time the pipeline.
         quiet: no table on stdout.
+        batches: pairs per call; each gives its own rows (1 = the single-pair path a node takes).
 
     Returns:
         0 on success (skipped variants are reported, not errors), 2 on a usage error.
@@ -430,6 +434,9 @@ def bench_command(
         config.validate()
         if runs < 1 or warmup < 0:
             raise ValueError("--runs must be >= 1 and --warmup >= 0")
+        batches = [int(b) for b in batches]
+        if not batches or min(batches) < 1:
+            raise ValueError("--batch values must be >= 1")
     except (ValueError, TypeError) as error:
         print(f"ivif-bench: {error}", file=sys.stderr)
         return 2
@@ -478,13 +485,13 @@ def bench_command(
                     row["error"] = _error_text(error)
                 report["pipeline"].append(row)
                 writer.write(report)
-            if not skip_detector:
+            for batch in ([] if skip_detector else batches):
                 det_size = _detector_input(size, config.detector_scale)
-                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}", "batch": 1}
+                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}", "batch": batch}
                 try:
                     backend = create_backend(name, model=net, device=device, **options)
                     row["describe"] = {k: str(v) for k, v in backend.describe().items()}
-                    pair = np.random.default_rng(0).random((1, 2, *det_size), dtype=np.float32)
+                    pair = np.random.default_rng(0).random((batch, 2, *det_size), dtype=np.float32)
                     _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
                     row.update(_bench_detector(backend, pair, runs, warmup))
@@ -521,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpu-pipeline", action="store_true", help="force the torch (CUDA-resident) pipeline path")
     parser.add_argument("--detector-only", action="store_true", help="time the detectors only")
     parser.add_argument("--pipeline-only", action="store_true", help="time the full pipeline only")
+    parser.add_argument("--batch", nargs="+", type=int, default=[1], metavar="B",
+                        help="pairs per call, one set of rows each (default 1; e.g. --batch 1 8)")
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
     return parser
 
@@ -545,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gpu_pipeline=args.gpu_pipeline,
         skip_pipeline=args.detector_only,
         skip_detector=args.pipeline_only,
+        batches=args.batch,
         quiet=args.quiet,
     )
 

@@ -124,3 +124,14 @@ def test_an_unexpected_backend_exception_is_a_reported_row(tmp_path, monkeypatch
                  "--out", str(tmp_path), "--quiet"]) == 0
     row = json.loads((tmp_path / "bench.json").read_text())["detector"][0]
     assert row["error"].startswith("AttributeError: 'Builder'")
+
+
+def test_batched_detector_rows_are_separate(tmp_path):
+    assert main(["--sizes", "96x64", "--backends", "torch", "--runs", "1", "--warmup", "0", "--detector-only",
+                 "--batch", "1", "3", "--set", "detector_scale=1.0", "--out", str(tmp_path), "--quiet"]) == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["detector"]
+    assert [row["batch"] for row in rows] == [1, 3]
+    single, batched = rows
+    assert batched["pairs_per_s"] == pytest.approx(3 * 1000.0 / batched["ms"]["median"])
+    assert single["pairs_per_s"] == pytest.approx(1000.0 / single["ms"]["median"])
+    assert main(["--batch", "0", "--quiet"]) == 2
