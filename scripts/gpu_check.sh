@@ -100,7 +100,6 @@ bench_args=(--device "$device" --sizes $sizes --backends $backends --batch 1 "$b
             --runs "$runs" --warmup "$warmup" --out "$out" --quiet)
 [ -n "$model" ] && bench_args+=(--model "$model")
 [ -n "$data_ir" ] && bench_args+=(--data "$data_ir" "$data_vis")
-[ "$device" = cpu ] && bench_args+=(--use-torch)
 "$python" -m ivif_ros.cli.bench "${bench_args[@]}" > "$out/bench.log" 2>&1
 bench_rc=$?
 [ $bench_rc -eq 0 ] || { echo "gpu_check: ivif-bench failed (rc $bench_rc)"; tail -n 20 "$out/bench.log"; status=1; }
