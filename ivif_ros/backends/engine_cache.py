@@ -41,7 +41,6 @@ __all__ = [
     "private_cache_dir",
     "read_entry",
     "sha256_bytes",
-    "sha256_file",
     "profile_from_resolutions",
     "write_entry",
 ]
@@ -186,19 +185,6 @@ def cache_lock(folder: str | Path, name: str) -> Iterator[None]:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_fingerprint(model: Any) -> str:
