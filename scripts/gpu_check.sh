@@ -17,7 +17,7 @@ data_ir="" data_vis="" model="" wheels=""
 sizes="640x512 1280x1024"
 batch=8 runs=200 warmup=20
 backends=""
-tests="test/backends test/models/test_features.py test/core/test_torch_pipeline.py"
+tests="test/backends test/models/test_features.py test/core/test_primitives.py test/core/test_batched.py"
 python="${PYTHON:-python3}"
 
 while [ $# -gt 0 ]; do
@@ -100,6 +100,7 @@ bench_args=(--device "$device" --sizes $sizes --backends $backends --batch 1 "$b
             --runs "$runs" --warmup "$warmup" --out "$out" --quiet)
 [ -n "$model" ] && bench_args+=(--model "$model")
 [ -n "$data_ir" ] && bench_args+=(--data "$data_ir" "$data_vis")
+[ "$device" = cpu ] && bench_args+=(--torch-ops)  # the batched rows need the torch primitives
 "$python" -m ivif_ros.cli.bench "${bench_args[@]}" > "$out/bench.log" 2>&1
 bench_rc=$?
 [ $bench_rc -eq 0 ] || { echo "gpu_check: ivif-bench failed (rc $bench_rc)"; tail -n 20 "$out/bench.log"; status=1; }

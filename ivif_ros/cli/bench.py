@@ -252,6 +252,29 @@ def _bench_pipeline(pipeline, pairs, runs: int, warmup: int, msg_fns) -> dict[st
     return {"stages": stats, "pairs_per_s": 1000.0 / stats["total"]["median"], "peak_rss_mb": _peak_rss_mb()}
 
 
+def _bench_batched(pipeline, pairs, batch: int, runs: int, warmup: int) -> dict[str, Any]:
+    """The offline path: ``fuse_batches`` over ``warmup + runs`` batches of ``batch`` pairs.
+
+    Stage times are each pair's share; ``total`` is the time between consecutive batches coming
+    out (double-buffered on CUDA, so it includes the overlap), per batch; pairs/s = batch / total.
+    """
+    groups = [[pairs[(start + k) % len(pairs)] for k in range(batch)] for start in range(0, (warmup + runs) * batch, batch)]
+    samples: dict[str, list[float]] = {stage: [] for stage in ("prepare", "enhance", "detect", "weights", "fuse")}
+    samples["total"] = []
+    _reset_peak_rss()
+    start = time.perf_counter()
+    for index, results in enumerate(pipeline.fuse_batches(groups)):
+        now = time.perf_counter()
+        if index >= warmup:
+            samples["total"].append((now - start) * 1e3)
+            for stage in samples:
+                if stage != "total":
+                    samples[stage].append(float(results[0].timings.get(stage, 0.0)))
+        start = now
+    stats = {stage: summarize(values) for stage, values in samples.items() if values}
+    return {"stages": stats, "pairs_per_s": 1000.0 * batch / stats["total"]["median"], "peak_rss_mb": _peak_rss_mb()}
+
+
 def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[str, Any]:
     times = []
     for index in range(warmup + runs):
@@ -321,18 +344,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Full pipeline (median ms; p95 in parentheses)",
         "",
-        "| size | backend | " + " | ".join(STAGES) + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
-        "|" + "---|" * (len(STAGES) + 6),
+        "Batch > 1 rows are the offline batched path (`fuse_batches`): stages are each pair's share,",
+        "total is per batch; pairs/s counts every pair.",
+        "",
+        "| size | backend | batch | " + " | ".join(STAGES) + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
+        "|" + "---|" * (len(STAGES) + 7),
     ]
     for row in report["pipeline"]:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row['variant']} | skipped: {row['error']} |")
+            lines.append(f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} |")
             continue
         stages = row["stages"]
         cells = [f"{_fmt(stages[s]['median'], 2)} ({_fmt(stages[s]['p95'], 2)})" if s in stages else "–" for s in STAGES]
         total = stages["total"]
         lines.append(
-            f"| {row['size']} | {row['variant']} | " + " | ".join(cells)
+            f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | " + " | ".join(cells)
             + f" | {_fmt(total['median'])} ({_fmt(total['p95'])}) | **{_fmt(row['pairs_per_s'])}** | "
             + f"{_fmt(row['peak_rss_mb'], 0)} | {row['load_before'][0]:.2f}→{row['load_after'][0]:.2f} |"
         )
@@ -456,14 +482,17 @@ def bench_command(
         pairs = _load_pairs(size, data, 8)
         for text, choice in zip(variant_texts, choices):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
-            if not skip_pipeline:
-                row: dict[str, Any] = {"size": label, "variant": text, "batch": 1}
+            for batch in ([] if skip_pipeline else batches):
+                row: dict[str, Any] = {"size": label, "variant": text, "batch": batch}
                 try:
                     pipeline = _make_pipeline(dataclasses.replace(config), choice, use_torch)
                     row["describe"] = {k: str(v) for k, v in pipeline.describe().items()}
                     _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
-                    row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
+                    if batch == 1:
+                        row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
+                    else:
+                        row.update(_bench_batched(pipeline, pairs, batch, runs, warmup))
                     row["load_after"] = list(os.getloadavg())
                     row["peak_cuda_mb"] = _cuda_peak_mb(device)
                 except Exception as error:  # a failing variant is a reported row, never the end of the run

@@ -75,7 +75,7 @@ def test_unavailable_backend_is_reported_not_fatal(report_dir):
 
 def test_markdown_report(report_dir):
     text = (report_dir / "bench.md").read_text()
-    assert "| size | backend | msg_in | prepare |" in text
+    assert "| size | backend | batch | msg_in | prepare |" in text
     assert "| 96x64 | torch |" in text and "skipped:" in text
     assert "AMD" in text or "CPU:" in text
 
@@ -129,3 +129,14 @@ def test_batched_detector_rows_are_separate(tmp_path):
     assert batched["pairs_per_s"] == pytest.approx(3 * 1000.0 / batched["ms"]["median"])
     assert single["pairs_per_s"] == pytest.approx(1000.0 / single["ms"]["median"])
     assert main(["--batch", "0", "--quiet"]) == 2
+
+
+def test_batched_pipeline_rows_are_separate(tmp_path):
+    assert main(["--sizes", "96x64", "--backends", "torch", "--runs", "2", "--warmup", "1", "--pipeline-only",
+                 "--torch-ops", "--batch", "1", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["pipeline"]
+    assert [row["batch"] for row in rows] == [1, 2] and all("error" not in row for row in rows)
+    batched = rows[1]
+    assert batched["pairs_per_s"] == pytest.approx(2 * 1000.0 / batched["stages"]["total"]["median"])
+    assert batched["stages"]["detect"]["median"] > 0
+    assert "| 96x64 | torch | 2 |" in (tmp_path / "bench.md").read_text()

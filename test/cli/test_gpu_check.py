@@ -35,10 +35,11 @@ def test_runs_and_writes_every_file(cpu_check):
 def test_bench_has_single_and_batched_rows(cpu_check):
     out, _ = cpu_check
     report = json.loads((out / "bench.json").read_text())
-    assert sorted(row["batch"] for row in report["detector"]) == [1, 2]
-    assert all("error" not in row for row in report["detector"])
+    for table in ("pipeline", "detector"):
+        assert sorted(row["batch"] for row in report[table]) == [1, 2]
+        assert all("error" not in row for row in report[table])
     summary = (out / "summary.md").read_text()
-    assert "| detector | 96x64 | torch | 2 |" in summary
+    assert "| detector | 96x64 | torch | 2 |" in summary and "| pipeline | 96x64 | torch | 2 |" in summary
 
 
 def test_a_failing_test_fails_the_check(tmp_path):
