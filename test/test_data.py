@@ -142,7 +142,7 @@ def test_find_pairs_mixed_file_and_folder(tmp_path):
         ("infrared", "color", "vot-rgbt", ["00000001.jpg"], ["00000001.jpg"], ["00000001"]),
         ("lwir", "visible", "kaist", ["I00000.jpg"], ["I00000.jpg"], ["I00000"]),
         ("ir", "vis", "ir-vis", ["IR2.png", "IR10.png", "IR1.png"], ["VIS1.png", "VIS10.png", "VIS2.png"], ["1", "2", "10"]),
-        ("", "", "tno", ["IR_7.bmp", "IR8.png"], ["VIS_7.bmp", "VIS8.png"], ["7", "8"]),
+        ("", "", "tno", ["IR_7.bmp", "IR10.png", "IR8.png"], ["VIS_7.bmp", "VIS8.png", "VIS10.png"], ["7", "8", "10"]),
     ],
 )
 def test_find_pairs_each_layout(tmp_path, ir_folder, vis_folder, layout, ir_names, vis_names, names):

@@ -194,9 +194,9 @@ def _load_pairs(size: tuple[int, int], data: Sequence[str] | None, count: int) -
         from ivif_ros.core.synthetic import synthetic_sequence
 
         return synthetic_sequence(count, height, width)
-    from ivif_ros.core.io import find_pairs, read_image
+    from ivif_ros.data import find_pairs, read_image
 
-    found, _ = find_pairs(data[0], data[1])
+    found, _ = find_pairs(ir=data[0], vis=data[1])
     if not found:
         raise ValueError(f"no matching pairs under {data[0]} and {data[1]}")
     pairs = []

@@ -27,35 +27,23 @@ LLVIP_STEMS = [f"{n:06d}" for n in range(10001, 10031)]
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _data_root(explicit: str | None) -> Path | None:
-    candidates = [explicit, os.environ.get("IVIF_DATA"),
-                  str(SOURCE_ROOT.parent / "shared" / "data"), str(Path.cwd().parent / "shared" / "data"),
-                  str(Path.cwd() / "shared" / "data")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
 def find_sequence(root: Path | None) -> list[tuple[str, Path, Path]]:
-    """LLVIP pairs 010001–010030 under ``root`` (any layout with infrared/ and visible/ folders).
+    """LLVIP pairs 010001–010030 under ``root`` or ``root/llvip`` (any layout of ``ivif_ros.data``).
 
     Returns:
         (stem, infrared path, visible path) for each stem found; empty when the data is absent.
     """
+    from ivif_ros.core.errors import FusionInputError
+    from ivif_ros.data import find_pairs
+
     if root is None:
         return []
-    base = root / "llvip" if (root / "llvip").is_dir() else root
-    found: dict[str, dict[str, Path]] = {}
-    for path in sorted(base.rglob(f"{LLVIP_STEMS[0][:4]}*.*")):
-        if path.stem not in LLVIP_STEMS:
-            continue
-        parts = {part.lower() for part in path.parts}
-        role = "ir" if parts & {"infrared", "ir", "thermal", "lwir"} else "vis" if parts & {"visible", "vis", "rgb"} else None
-        if role:
-            found.setdefault(path.stem, {}).setdefault(role, path)
-    return [(stem, found[stem]["ir"], found[stem]["vis"]) for stem in LLVIP_STEMS
-            if "ir" in found.get(stem, {}) and "vis" in found.get(stem, {})]
+    try:
+        pairs, _ = find_pairs(root / "llvip" if (root / "llvip").is_dir() else root)
+    except FusionInputError:
+        return []
+    found = {Path(pair.name).name: pair for pair in pairs}
+    return [(stem, found[stem].ir, found[stem].vis) for stem in LLVIP_STEMS if stem in found]
 
 
 def _config_file() -> Path:
@@ -69,11 +57,10 @@ def _config_file() -> Path:
 
 def _load_frames(args: argparse.Namespace) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """(source label, [(name, thermal, visible BGR)])."""
-    from ivif_ros.core.io import read_image
+    from ivif_ros.data import data_root, read_image
 
-    if args.data and not Path(args.data).is_dir():
-        raise FileNotFoundError(f"--data {args.data} is not a folder")
-    sequence = [] if args.synthetic else find_sequence(_data_root(args.data))
+    root = data_root(args.data) if args.data or not args.synthetic else None
+    sequence = [] if args.synthetic else find_sequence(root)
     if sequence:
         frames = [(stem, read_image(ir, role="ir"), read_image(vis, role="vis")) for stem, ir, vis in sequence]
         return f"LLVIP {sequence[0][0]}-{sequence[-1][0]} ({len(frames)} pairs)", frames
