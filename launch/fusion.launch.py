@@ -17,6 +17,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from ivif_ros.topics import FUSED_TOPIC, RGB_TOPIC, THERMAL_TOPIC
+
 PACKAGE = "ivif_ros"
 EXECUTABLE = "fusion_node"
 CONFIG_FILE = "fusion.yaml"
@@ -40,9 +42,9 @@ def _fusion_node(context: LaunchContext) -> list:
             output="screen",
             parameters=[LaunchConfiguration("config_file"), overrides],
             remappings=[
-                ("thermal/image_raw", LaunchConfiguration("thermal_topic")),
-                ("rgb/image_raw", LaunchConfiguration("rgb_topic")),
-                ("fused/image", LaunchConfiguration("fused_topic")),
+                (THERMAL_TOPIC, LaunchConfiguration("thermal_topic")),
+                (RGB_TOPIC, LaunchConfiguration("rgb_topic")),
+                (FUSED_TOPIC, LaunchConfiguration("fused_topic")),
             ],
         ),
     ]
@@ -60,10 +62,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("device", default_value="",
                               description="detector device (auto, cpu, cuda[:N]); empty = config file"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
-        DeclareLaunchArgument("thermal_topic", default_value="thermal/image_raw",
-                              description="thermal sensor_msgs/Image topic"),
-        DeclareLaunchArgument("rgb_topic", default_value="rgb/image_raw", description="RGB sensor_msgs/Image topic"),
-        DeclareLaunchArgument("fused_topic", default_value="fused/image", description="fused output topic"),
+        DeclareLaunchArgument("thermal_topic", default_value=THERMAL_TOPIC, description="thermal sensor_msgs/Image topic"),
+        DeclareLaunchArgument("rgb_topic", default_value=RGB_TOPIC, description="RGB sensor_msgs/Image topic"),
+        DeclareLaunchArgument("fused_topic", default_value=FUSED_TOPIC, description="fused output topic"),
         DeclareLaunchArgument("dds_profile", default_value=os.path.join(config_dir, DDS_PROFILE_FILE),
                               description="Fast DDS XML profile (large shared-memory segment); empty = middleware defaults"),
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with config/fusion.rviz"),

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ivif_ros import topics
 from ivif_ros.core.errors import FusionInputError
 from ivif_ros.data import ImagePair, read_image
 from ivif_ros.ros.conversions import ConversionError, array_to_image
@@ -57,8 +58,8 @@ class MakeOptions:
     offset_ms: float = 0.0
     start_ns: int | None = None
     seed: int = 0
-    thermal_topic: str = "thermal/image_raw"
-    rgb_topic: str = "rgb/image_raw"
+    thermal_topic: str = topics.THERMAL_TOPIC
+    rgb_topic: str = topics.RGB_TOPIC
     thermal_frame: str = "thermal_camera"
     rgb_frame: str = "rgb_camera"
     rgb_encoding: str = "bgr8"

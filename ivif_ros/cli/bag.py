@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ivif_ros import topics
 from ivif_ros.bag.errors import BagError
 
 __all__ = ["command_fuse", "command_info", "command_make", "command_play", "main"]
@@ -188,8 +189,8 @@ def command_info(bag: Path) -> int:
 
 
 def _add_topic_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--thermal-topic", default="thermal/image_raw", help="thermal image topic (%(default)s)")
-    parser.add_argument("--rgb-topic", default="rgb/image_raw", help="RGB image topic (%(default)s)")
+    parser.add_argument("--thermal-topic", default=topics.THERMAL_TOPIC, help="thermal image topic (%(default)s)")
+    parser.add_argument("--rgb-topic", default=topics.RGB_TOPIC, help="RGB image topic (%(default)s)")
 
 
 def _add_output_args(parser: argparse.ArgumentParser) -> None:
@@ -253,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--slop-ms", type=float, default=20.0,
         help="largest stamp difference of a pair, ms (%(default)s, the node's slop)",
     )
-    fuse.add_argument("--fused-topic", default="fused/image", help="output fused topic (%(default)s)")
-    fuse.add_argument("--weights-topic", default="weight_map/image", help="output 32FC1 weight topic (%(default)s)")
+    fuse.add_argument("--fused-topic", default=topics.FUSED_TOPIC, help="output fused topic (%(default)s)")
+    fuse.add_argument("--weights-topic", default=topics.WEIGHTS_TOPIC, help="output 32FC1 weight topic (%(default)s)")
     fuse.add_argument("--colored", action="store_true", help="also write the colour-mapped weights")
-    fuse.add_argument("--colored-topic", default="weight_map/colored", help="colour weight topic (%(default)s)")
+    fuse.add_argument("--colored-topic", default=topics.COLORED_TOPIC, help="colour weight topic (%(default)s)")
     fuse.add_argument("--copy-inputs", action="store_true", help="copy the input topics into the output bag")
     fuse.add_argument("--limit", type=int, help="fuse only the first N pairs")
     fuse.add_argument("--mode", choices=("default", "seed"), default="default", help="pipeline mode (%(default)s)")

@@ -80,6 +80,7 @@ def demo(args: argparse.Namespace) -> int:
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from ivif_ros import topics
     from ivif_ros.ros.conversions import array_to_image, image_to_array
 
     import cv2
@@ -88,7 +89,7 @@ def demo(args: argparse.Namespace) -> int:
     print(f"source: {source}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    domain_id = args.domain_id or random.randint(1, 200)
+    domain_id = args.domain_id or random.randint(1, 101)
     config = Path(args.config) if args.config else _config_file()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     profile = config.with_name("fastdds_large_images.xml")
@@ -117,10 +118,10 @@ def demo(args: argparse.Namespace) -> int:
                 received[kind].append((name, time.monotonic() - sent, np.array(image_to_array(msg))))
 
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    thermal_pub = node.create_publisher(Image, "thermal/image_raw", qos)
-    rgb_pub = node.create_publisher(Image, "rgb/image_raw", qos)
-    node.create_subscription(Image, "fused/image", lambda m: on_output("fused", m), qos)
-    node.create_subscription(Image, "weight_map/colored", lambda m: on_output("colored", m), qos)
+    thermal_pub = node.create_publisher(Image, topics.THERMAL_TOPIC, qos)
+    rgb_pub = node.create_publisher(Image, topics.RGB_TOPIC, qos)
+    node.create_subscription(Image, topics.FUSED_TOPIC, lambda m: on_output("fused", m), qos)
+    node.create_subscription(Image, topics.COLORED_TOPIC, lambda m: on_output("colored", m), qos)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -128,7 +129,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         deadline = time.monotonic() + args.timeout
         while min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count(),
-                  node.count_publishers("fused/image")) == 0:
+                  node.count_publishers(topics.FUSED_TOPIC)) == 0:
             if node_process.poll() is not None or time.monotonic() > deadline:
                 print(f"error: fusion_node did not come up; see {log_path}", file=sys.stderr)
                 return 1
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=512, help="synthetic frame height")
     parser.add_argument("--width", type=int, default=640, help="synthetic frame width")
     parser.add_argument("--queue", type=int, default=10, help="synchroniser queue length of the node")
-    parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..200)")
+    parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..101)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the node to start")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.loops < 1 or args.count < 1:

@@ -29,6 +29,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from ivif_ros import topics
 from ivif_ros.core.errors import FusionInputError, SizeMismatchError
 from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionConfig, FusionPipeline
 from ivif_ros.core.registration import parse_homography, warp_thermal
@@ -171,11 +172,11 @@ class FusionNode(Node):
 
         depth = self._param("qos_depth")
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._fused_pub = self.create_publisher(Image, "fused/image", output_qos)
-        self._weights_pub = self.create_publisher(Image, "weight_map/image", output_qos)
-        self._colored_pub = self.create_publisher(Image, "weight_map/colored", output_qos)
-        self._debug_pub = self.create_publisher(Image, "debug/side_by_side", output_qos)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._fused_pub = self.create_publisher(Image, topics.FUSED_TOPIC, output_qos)
+        self._weights_pub = self.create_publisher(Image, topics.WEIGHTS_TOPIC, output_qos)
+        self._colored_pub = self.create_publisher(Image, topics.COLORED_TOPIC, output_qos)
+        self._debug_pub = self.create_publisher(Image, topics.DEBUG_TOPIC, output_qos)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS_TOPIC, 10)
 
         self._subscriptions_by_stream: dict[str, Any] = {}
         self._reliability: dict[str, ReliabilityPolicy] = {}
@@ -256,7 +257,7 @@ class FusionNode(Node):
         if old is not None:
             self.destroy_subscription(old)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("qos_depth"), reliability=reliability)
-        topic = f"{stream}/image_raw"
+        topic = topics.INPUT_TOPICS[stream]
         callback: Callable[[Any], None]
         if self._param(f"{stream}_transport") == "compressed":
             msg_type, topic = CompressedImage, f"{topic}/compressed"

@@ -115,20 +115,18 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"ivif-bag: error: bag not found: {tmp_path / 'none'}"
 
 
-def test_play_loop_clock_stops_on_sigterm(bag: Path) -> None:
+def test_play_loop_clock_stops_on_sigterm(bag: Path, domain_id: int) -> None:
     """``play --loop --clock`` runs until SIGTERM, then exits 130 with a summary line."""
     import os
-    import random
     import signal
     import time
 
     script = shutil.which("ivif-bag")
     command = [script] if script else [sys.executable, "-m", "ivif_ros.cli.bag"]
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    domain = str(random.randint(1, 101))
     process = subprocess.Popen(
         [*command, "play", str(bag), "--loop", "--clock", "--restamp", "--rate", "4", "--wait-for-subscribers", "0",
-         "--domain-id", domain],
+         "--domain-id", str(domain_id)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
