@@ -389,7 +389,8 @@ def bench_command(
         quiet: no table on stdout.
 
     Returns:
-        0 on success (skipped variants are reported, not errors), 2 on a usage error.
+        0 on success (skipped variants are reported, not errors), 2 on a usage error; other
+        failures raise.
     """
     import torch
 
@@ -506,22 +507,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return bench_command(
-        sizes=args.sizes,
-        variants=args.backends,
-        device=args.device,
-        runs=args.runs,
-        warmup=args.warmup,
-        threads=args.threads,
-        model=args.model,
-        data=args.data,
-        out=args.out,
-        overrides=args.overrides,
-        gpu_pipeline=args.gpu_pipeline,
-        skip_pipeline=args.detector_only,
-        skip_detector=args.pipeline_only,
-        quiet=args.quiet,
-    )
+    try:
+        return bench_command(
+            sizes=args.sizes,
+            variants=args.backends,
+            device=args.device,
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=args.threads,
+            model=args.model,
+            data=args.data,
+            out=args.out,
+            overrides=args.overrides,
+            gpu_pipeline=args.gpu_pipeline,
+            skip_pipeline=args.detector_only,
+            skip_detector=args.pipeline_only,
+            quiet=args.quiet,
+        )
+    except Exception as error:  # one clear line instead of a traceback; usage errors returned 2 already
+        print(f"ivif-bench: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
