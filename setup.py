@@ -41,6 +41,7 @@ setup(
         "gpu": ["kornia>=0.7"],
         "test": [
             "pytest>=8",
+            "ruff>=0.15",
             "onnx>=1.16",
             "scipy>=1.11",
             "matplotlib>=3.8",

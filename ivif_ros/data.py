@@ -208,17 +208,22 @@ def detect_layout(root: str | Path) -> tuple[Layout, Path, Path]:
         ir_dir, vis_dir = _child(root, layout.ir_folder), _child(root, layout.vis_folder)
         if ir_dir is None or vis_dir is None:
             continue
-        if layout.ir_folder or _pair_up(list_images(root, False), list_images(root, False), root, root, layout.patterns)[0]:
+        if layout.ir_folder:
             return layout, ir_dir, vis_dir
+        files = list_images(root, recursive=False)
+        if _pair_up(files, files, root, root, layout.patterns)[0]:  # names side by side: needs a pair
+            return layout, ir_dir, vis_dir
+    folder_layouts = [layout for layout in LAYOUTS if layout.ir_folder]
     sequences = sorted(
         child.name
         for child in root.iterdir()
-        if child.is_dir() and any(_child(child, l.ir_folder) and _child(child, l.vis_folder) for l in LAYOUTS if l.ir_folder)
+        if child.is_dir()
+        and any(_child(child, layout.ir_folder) and _child(child, layout.vis_folder) for layout in folder_layouts)
     )
     if sequences:
         shown = ", ".join(sequences[:5]) + (", ..." if len(sequences) > 5 else "")
         raise FusionInputError(f"{root} holds {len(sequences)} sequences ({shown}); pass one sequence folder")
-    expected = ", ".join(f"{l.ir_folder}/ + {l.vis_folder}/" for l in LAYOUTS if l.ir_folder)
+    expected = ", ".join(f"{layout.ir_folder}/ + {layout.vis_folder}/" for layout in folder_layouts)
     raise FusionInputError(
         f"no paired image folders in {root} (expected one of: {expected}, or IR{{k}}/VIS{{k}} files)"
     )
@@ -239,8 +244,10 @@ def _pair_up(
             ir_keys = {k: p for k, p in ir_keys.items() if p != vis_keys.get(k)}
         names = sorted(ir_keys.keys() & vis_keys.keys(), key=natural_key)
         pairs = [ImagePair(name, ir_keys[name], vis_keys[name]) for name in names]
-        problems = [f"{ir_keys[k]}: no visible partner" for k in sorted(ir_keys.keys() - vis_keys.keys(), key=natural_key)]
-        problems += [f"{vis_keys[k]}: no infrared partner" for k in sorted(vis_keys.keys() - ir_keys.keys(), key=natural_key)]
+        ir_only = sorted(ir_keys.keys() - vis_keys.keys(), key=natural_key)
+        vis_only = sorted(vis_keys.keys() - ir_keys.keys(), key=natural_key)
+        problems = [f"{ir_keys[k]}: no visible partner" for k in ir_only]
+        problems += [f"{vis_keys[k]}: no infrared partner" for k in vis_only]
         if best is None or len(pairs) > len(best[0]):
             best = (pairs, problems)
     assert best is not None

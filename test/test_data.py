@@ -102,13 +102,14 @@ def test_find_pairs_tno_patterns(tmp_path):
     for k in ("1", "2"):
         _write(tmp_path / "IR" / f"IR{k}.png")
         _write(tmp_path / "VIS" / f"VIS{k}.png")
-    pairs, problems = find_pairs(ir=tmp_path / "IR", vis=tmp_path / "VIS", ir_pattern="IR{k}.png", vis_pattern="VIS{k}.png")
+    folders = {"ir": tmp_path / "IR", "vis": tmp_path / "VIS"}
+    pairs, problems = find_pairs(**folders, ir_pattern="IR{k}.png", vis_pattern="VIS{k}.png")
     assert [p[1].name for p in pairs] == ["IR1.png", "IR2.png"] and not problems
     assert [p.name for p in pairs] == ["1", "2"]
     with pytest.raises(FusionInputError, match="exactly once"):
-        find_pairs(ir=tmp_path / "IR", vis=tmp_path / "VIS", ir_pattern="IR.png", vis_pattern="VIS{k}.png")
+        find_pairs(**folders, ir_pattern="IR.png", vis_pattern="VIS{k}.png")
     # without patterns the TNO names are recognised too
-    assert [p.name for p in find_pairs(ir=tmp_path / "IR", vis=tmp_path / "VIS")[0]] == ["1", "2"]
+    assert [p.name for p in find_pairs(**folders)[0]] == ["1", "2"]
 
 
 def test_find_pairs_mixed_file_and_folder(tmp_path):
@@ -134,15 +135,18 @@ def test_find_pairs_mixed_file_and_folder(tmp_path):
         ("ir", "vis", "ir-vis", ["b.png", "a.png"], ["a.jpg", "b.jpg"], ["a", "b"]),
         ("Ir", "Vis", "ir-vis", ["00012.png"], ["00012.png"], ["00012"]),  # M3FD capitalisation
         ("ir", "vi", "msrs", ["00004N.png", "00055D.png"], ["00004N.png", "00055D.png"], ["00004N", "00055D"]),
-        ("infrared", "visible", "llvip", ["010001.jpg", "010002.jpg"], ["010001.jpg", "010002.jpg"], ["010001", "010002"]),
+        ("infrared", "visible", "llvip", ["010001.jpg", "010002.jpg"], ["010001.jpg", "010002.jpg"],
+         ["010001", "010002"]),
         ("cropinfrared", "crop_LR_visible", "roadscene", ["FLIR_00594.jpg", "FLIR_video_04215.jpg"],
          ["FLIR_00594.jpg", "FLIR_video_04215.jpg"], ["FLIR_00594", "FLIR_video_04215"]),
         ("ir", "color", "vot-rgbt", ["00000002i.jpg", "00000010i.jpg"], ["00000002v.jpg", "00000010v.jpg"],
          ["00000002", "00000010"]),
         ("infrared", "color", "vot-rgbt", ["00000001.jpg"], ["00000001.jpg"], ["00000001"]),
         ("lwir", "visible", "kaist", ["I00000.jpg"], ["I00000.jpg"], ["I00000"]),
-        ("ir", "vis", "ir-vis", ["IR2.png", "IR10.png", "IR1.png"], ["VIS1.png", "VIS10.png", "VIS2.png"], ["1", "2", "10"]),
-        ("", "", "tno", ["IR_7.bmp", "IR10.png", "IR8.png"], ["VIS_7.bmp", "VIS8.png", "VIS10.png"], ["7", "8", "10"]),
+        ("ir", "vis", "ir-vis", ["IR2.png", "IR10.png", "IR1.png"], ["VIS1.png", "VIS10.png", "VIS2.png"],
+         ["1", "2", "10"]),
+        ("", "", "tno", ["IR_7.bmp", "IR10.png", "IR8.png"], ["VIS_7.bmp", "VIS8.png", "VIS10.png"],
+         ["7", "8", "10"]),
     ],
 )
 def test_find_pairs_each_layout(tmp_path, ir_folder, vis_folder, layout, ir_names, vis_names, names):

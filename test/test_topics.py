@@ -13,7 +13,8 @@ NAMES = [topics.THERMAL_TOPIC, topics.RGB_TOPIC, topics.FUSED_TOPIC, topics.WEIG
 
 
 def _string_literals(path: Path) -> list[str]:
-    return [n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    nodes = ast.walk(ast.parse(path.read_text()))
+    return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
 def test_each_default_topic_name_is_written_once() -> None:

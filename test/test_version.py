@@ -15,5 +15,6 @@ def test_version_comes_from_package_xml() -> None:
     declared = ElementTree.parse(REPO / "package.xml").findtext("version").strip()
     assert declared.count(".") == 2 and all(part.isdigit() for part in declared.split("."))
     assert version("ivif_ros") == declared == ivif_ros.__version__
-    setup_literals = [n.value for n in ast.walk(ast.parse((REPO / "setup.py").read_text())) if isinstance(n, ast.Constant)]
+    setup_tree = ast.parse((REPO / "setup.py").read_text())
+    setup_literals = [n.value for n in ast.walk(setup_tree) if isinstance(n, ast.Constant)]
     assert declared not in setup_literals  # not written a second time

@@ -74,6 +74,7 @@ def _load_frames(args: argparse.Namespace) -> tuple[str, list[tuple[str, np.ndar
 
 def demo(args: argparse.Namespace) -> int:
     """Run the demo; see the module docstring. Returns the exit status."""
+    import cv2
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -82,8 +83,6 @@ def demo(args: argparse.Namespace) -> int:
 
     from ivif_ros import topics
     from ivif_ros.ros.conversions import array_to_image, image_to_array
-
-    import cv2
 
     source, frames = _load_frames(args)
     print(f"source: {source}", flush=True)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _bagdata import START_NS, write_pairs
 
 from ivif_ros.bag import MakeOptions, find_image_pairs, make_bag
+
+from _bagdata import START_NS, write_pairs
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _bagdata import write_pairs
 
 from ivif_ros.bag import BagError, find_image_pairs
 from ivif_ros.data import detect_layout
+
+from _bagdata import write_pairs
 
 
 @pytest.mark.parametrize(

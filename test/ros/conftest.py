@@ -1,12 +1,13 @@
 """Fixtures of the ROS tests: a collecting subscriber in the module's DDS domain (test/conftest.py)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-from dds_helpers import Collector
 
 from ivif_ros.topics import COLORED_TOPIC, FUSED_TOPIC, WEIGHTS_TOPIC
+
+from dds_helpers import Collector
 
 
 @pytest.fixture(scope="module")
