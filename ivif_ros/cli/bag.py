@@ -8,7 +8,8 @@ Subcommands (``ivif-bag SUBCOMMAND --help`` for the options):
 - ``fuse``: fuse every pair of a bag offline into a new bag plus a per-frame timing CSV.
 - ``info``: list a bag's topics, types, counts and duration.
 
-Errors print one line on stderr and exit with status 1 (130 on Ctrl-C).
+Errors print one line on stderr and exit with status 1; an option value out of range exits with
+status 2 (usage), Ctrl-C with 130.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from ivif_ros import topics
 from ivif_ros.bag.errors import BagError
@@ -29,9 +31,22 @@ __all__ = ["command_fuse", "command_info", "command_make", "command_play", "main
 PROG = "ivif-bag"
 
 
-def _error(message: str) -> int:
+class UsageError(BagError):
+    """An option value is rejected before any work starts (exit status 2)."""
+
+
+def _error(message: str, status: int = 1) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
+    return status
+
+
+def _checked(options: Any) -> Any:
+    """``options`` after its ``check()``; a rejected value becomes a :class:`UsageError`."""
+    try:
+        options.check()
+    except BagError as exc:
+        raise UsageError(str(exc)) from None
+    return options
 
 
 def command_make(
@@ -74,16 +89,15 @@ def command_make(
         print(f"{len(problems)} unpaired file(s) ignored, e.g. {problems[0]}", file=sys.stderr)
     if limit is not None:
         if limit < 1:
-            raise BagError(f"--limit must be >= 1, got {limit}")
+            raise UsageError(f"--limit must be >= 1, got {limit}")
         pairs = pairs[:limit]
     start_ns = None
     if start_time is not None:
         try:
             start_ns = int(Decimal(start_time) * 1_000_000_000)
         except InvalidOperation:
-            raise BagError(f"--start-time must be seconds since the epoch, got {start_time!r}") from None
-    make_options = MakeOptions(start_ns=start_ns, **options)  # type: ignore[arg-type]
-    make_options.check()  # before the progress bar, so a bad option prints one clean line
+            raise UsageError(f"--start-time must be seconds since the epoch, got {start_time!r}") from None
+    make_options = _checked(MakeOptions(start_ns=start_ns, **options))  # before the progress bar
     with tqdm(total=len(pairs), unit="pair", desc="make", disable=not progress) as bar:
         summary = make_bag(pairs, output, make_options, overwrite=overwrite, progress=bar.update)
     counts = ", ".join(f"{topic} {count}" for topic, count in summary.topics.items())
@@ -107,7 +121,7 @@ def command_play(bag: Path, **options: object) -> int:
     """
     from ivif_ros.bag.player import PlayOptions, play_bag
 
-    play_options = PlayOptions(**options)  # type: ignore[arg-type]
+    play_options = _checked(PlayOptions(**options))
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stop cleanly, like Ctrl-C
     try:
@@ -149,7 +163,7 @@ def command_fuse(
 
     bag = Path(bag)
     output = output or bag.with_name(bag.name.removesuffix(".mcap").removesuffix(".db3") + "_fused")
-    fuse_options = FuseOptions(**options)  # type: ignore[arg-type]
+    fuse_options = _checked(FuseOptions(**options))
     summary = fuse_bag(bag, output, fuse_options, csv_path=csv, overwrite=overwrite, progress=progress)
     for problem in summary.problems[:3]:
         print(f"skipped {problem}", file=sys.stderr)
@@ -289,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args["topics"] = tuple(args["topics"])
     try:
         return command(**args)
+    except UsageError as exc:
+        return _error(str(exc), status=2)
     except BagError as exc:
         return _error(str(exc))
     except OSError as exc:

@@ -100,10 +100,14 @@ def test_missing_bag_and_topics(bag: Path, tmp_path: Path, capsys: pytest.Captur
 def test_make_errors(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["make", str(tmp_path), "-o", str(tmp_path / "b")]) == 1
     _one_error_line(capsys, "no paired image folders")
-    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--jitter-ms", "80"]) == 1
+    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--jitter-ms", "80"]) == 2  # usage
     _one_error_line(capsys, "--jitter-ms")
-    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--start-time", "noon"]) == 1
+    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--start-time", "noon"]) == 2
     _one_error_line(capsys, "--start-time")
+    assert main(["play", str(folder), "--rate", "0"]) == 2
+    _one_error_line(capsys, "--rate")
+    assert main(["fuse", str(folder), "--slop-ms", "-1"]) == 2
+    _one_error_line(capsys, "--slop-ms")
 
 
 def test_console_script_exit_status(tmp_path: Path) -> None:
