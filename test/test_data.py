@@ -259,3 +259,14 @@ def test_real_shared_layouts():
         assert detect_layout(root / name)[0].name == "ir-vis"
         assert pairs and problems == []
         assert sorted(p.name for p in pairs) == sorted(p.stem for p in (root / name / "ir").iterdir())
+
+
+def test_importable_first_and_after_the_core():
+    """The core uses to_single_channel and the data module uses the core's errors: no import cycle."""
+    import subprocess
+    import sys
+
+    for first, second in (("ivif_ros.data", "ivif_ros.core"), ("ivif_ros.core", "ivif_ros.data")):
+        code = f"import {first}, {second}; print('ok')"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert result.stdout.strip() == "ok", result.stderr
