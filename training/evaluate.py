@@ -50,7 +50,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ivif_ros.backends.choice import DetectorChoice, add_detector_arguments
+from ivif_ros.cli.dependencies import optional
+from ivif_ros.cli.options import add_set_argument
+from ivif_ros.core.config import FusionConfig
 from ivif_ros.core.errors import FusionInputError
+from ivif_ros.core.settings import parse_assignments
 from ivif_ros.data import find_pairs, list_images, natural_key, read_image
 from ivif_ros.training import report
 from ivif_ros.training.baselines import BASELINES
@@ -82,9 +87,8 @@ class EvalSettings:
 
     size: int | None = None
     seed_max_side: int | None = None
-    model: str | None = None
-    seed_model: str | None = None
-    backend: str = "auto"
+    detector: DetectorChoice = field(default_factory=DetectorChoice)
+    overrides: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass
@@ -135,12 +139,11 @@ def _init_worker(settings: EvalSettings, torch_threads: int = 1) -> None:
 
 def _pipeline(mode: str):
     if mode not in _PIPELINES:
-        from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+        from ivif_ros.backends.choice import create_pipeline
+        from ivif_ros.core.pipeline import FusionConfig
 
         settings = _WORKER_SETTINGS
-        _PIPELINES[mode] = FusionPipeline(
-            FusionConfig(mode=mode), model=settings.model, seed_model=settings.seed_model, backend=settings.backend
-        )
+        _PIPELINES[mode] = create_pipeline(FusionConfig(**dict(settings.overrides), mode=mode), settings.detector)
     return _PIPELINES[mode]
 
 
@@ -274,9 +277,18 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(f"ivif-eval: {error}", file=sys.stderr)
         return 1
-    settings = EvalSettings(
-        size=args.size, seed_max_side=args.seed_max_side, model=args.model, seed_model=args.seed_model, backend=args.backend
-    )
+    try:
+        overrides = parse_assignments(FusionConfig, args.overrides)
+        overrides.pop("mode", None)  # the methods name the modes
+        FusionConfig(**overrides).validate()
+        detector = DetectorChoice(backend=args.backend, device=args.device, model=args.model or "",
+                                  seed_model=args.seed_model or "")
+        detector.validate()
+    except FusionInputError as error:
+        print(f"ivif-eval: {error}", file=sys.stderr)
+        return 2
+    settings = EvalSettings(size=args.size, seed_max_side=args.seed_max_side, detector=detector,
+                            overrides=tuple(overrides.items()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs: list[PairJob] = []
@@ -423,9 +435,10 @@ def _results_markdown(
                 "",
                 report.markdown_table(merged, show_seconds=False, mark=ours),
             ]
-        plot = out / "plots" / f"{dataset}_metrics.png"
-        report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
-        lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
+        if getattr(args, "plots", True):
+            plot = out / "plots" / f"{dataset}_metrics.png"
+            report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
+            lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
     for dataset, name, grid in grids:
         path = out / "grids" / f"{dataset}_{name.replace('/', '_')}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -459,9 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="peer-reference.md-style Markdown: add a merged mean-rank table per dataset")
     parser.add_argument("--benchmarks-md", default=None,
                         help="also replace the '## Fusion quality' section of this Markdown file")
-    parser.add_argument("--model", default=None, help="detector weights for the default mode (default: shipped)")
+    add_detector_arguments(parser, "detector weights for the default mode (default: shipped)")
     parser.add_argument("--seed-model", default=None, help="detector weights for the seed mode (default: shipped)")
-    parser.add_argument("--backend", default="auto", help="inference backend of the pipeline modes")
+    add_set_argument(parser)
     return parser
 
 
@@ -471,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv_for_report = argv
+    args.plots = optional("ivif-eval", "bar charts (plots/*.png)", ("matplotlib",))
     for name in ("size", "limit", "seed_limit", "seed_max_side"):
         value = getattr(args, name)
         if value is not None and value < 1:

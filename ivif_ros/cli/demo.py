@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ivif_ros.cli.dependencies import ROS_MODULES, require
+
 __all__ = ["main", "demo", "find_sequence"]
 
 LLVIP_STEMS = [f"{n:06d}" for n in range(10001, 10031)]
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..101)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the node to start")
     args = parser.parse_args(argv)
+    require("ivif-demo", "the node and the DDS replay", ROS_MODULES)
     if args.rate <= 0 or args.loops < 1 or args.count < 1:
         print("error: --rate must be > 0, --loops and --count >= 1", file=sys.stderr)
         return 2

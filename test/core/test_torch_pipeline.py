@@ -12,26 +12,28 @@ import torch
 
 from ivif_ros.core import fusion, guided_filter
 from ivif_ros.core import torch_pipeline as tp
-from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+from ivif_ros.backends.choice import DetectorChoice, create_pipeline
+from ivif_ros.core.pipeline import FusionConfig
 from ivif_ros.core.synthetic import synthetic_pair
 
 RNG = np.random.default_rng(0)
+TORCH_CPU = DetectorChoice(backend="torch", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def numpy_pipe():
     torch.manual_seed(0)
-    return FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=False)
+    return create_pipeline(FusionConfig(), TORCH_CPU, use_torch=False)
 
 
 @pytest.fixture(scope="module")
 def torch_pipe():
     torch.manual_seed(0)
-    return FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=True)
+    return create_pipeline(FusionConfig(), TORCH_CPU, use_torch=True)
 
 
 def same_detector(numpy_pipe, torch_pipe):
-    torch_pipe._detectors["default"] = numpy_pipe._detector("default")
+    torch_pipe._detectors = {"default": numpy_pipe._detector("default")}
     torch_pipe._torch_path = None
 
 
