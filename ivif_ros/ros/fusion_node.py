@@ -324,9 +324,13 @@ class FusionNode(Node):
 
     # ---- QoS overrides -------------------------------------------------------------------------
     def _output(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
-        """A publisher whose history, depth and reliability follow ``qos_overrides.<topic>.publisher.*``."""
+        """A publisher whose history, depth and reliability follow ``qos_overrides.<topic>.publisher.*``.
+
+        The overrides are written into the profile passed in, so each publisher gets its own copy.
+        """
+        own = QoSProfile(history=qos.history, depth=qos.depth, reliability=qos.reliability, durability=qos.durability)
         return self.create_publisher(
-            msg_type, topic, qos, qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            msg_type, topic, own, qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def _input_topic(self, stream: str) -> str:
         return transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), self._param(f"{stream}_transport"))

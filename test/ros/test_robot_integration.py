@@ -24,6 +24,7 @@ from camera_publisher import camera_matrices, rgb_raw, thermal16
 from pair_publisher import EPOCH_S, FRAME_ID, frame
 from dds_helpers import Collector
 from ros_test_helpers import REPO, ros_env, start_node, stop_process
+from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.core.registration import CameraModel, StereoCalibration, registration_maps, remap_thermal
 from ivif_ros.ros.conversions import image_to_array, to_bgr
@@ -35,7 +36,8 @@ PUBLISHER = Path(__file__).with_name("camera_publisher.py")
 
 @pytest.fixture(scope="module")
 def pipeline() -> FusionPipeline:
-    return FusionPipeline()
+    """The core pipeline with the node's defaults (shipped, trained detector)."""
+    return create_pipeline()
 
 
 class Outputs(Collector):
@@ -114,9 +116,14 @@ def test_remapped_compressed_thermal_bayer_rgb_calibration_and_camera_info(
     ros_args = ["-r", "thermal/image_raw:=/boson/image_raw", "-p", "thermal_transport:=compressed",
                 "-p", "registration:=calibration", "-p", f"extrinsic_translation:={translation}",
                 "-p", "scene_depth:=4.0", "-p", "publish_compressed:=true", "-p", "jpeg_quality:=95",
-                "-p", "qos_overrides./boson/image_raw/compressed.subscription.reliability:=best_effort"]
+                "-p", "qos_overrides./boson/image_raw/compressed.subscription.reliability:=best_effort",
+                "-p", "qos_overrides./weight_map/image.publisher.reliability:=best_effort"]
     with running_node(domain_id, log_path, outputs, ros_args) as process:
         log = log_path.read_text()
+        weights_publishers = outputs.node.get_publishers_info_by_topic("/weight_map/image")
+        assert [p.qos_profile.reliability for p in weights_publishers] == [ReliabilityPolicy.BEST_EFFORT]
+        assert [p.qos_profile.reliability for p in outputs.node.get_publishers_info_by_topic(FUSED)] == [
+            ReliabilityPolicy.RELIABLE]
         assert "subscribed /boson/image_raw/compressed (best_effort)" in log, log
         assert "subscribed /rgb/image_raw (reliable)" in log, log
         publish(domain_id, "--thermal-base", "/boson/image_raw", "--thermal-format", "png",
