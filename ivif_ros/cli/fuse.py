@@ -52,32 +52,32 @@ def fuse_command(
         batch: consecutive pairs of one size fused per call (``FusionPipeline.fuse_batch``).
 
     Returns:
-        0 when every pair was fused, 1 when some failed (listed on stderr), 2 on a usage error.
+        0 when every pair was fused, 1 on any failure (listed on stderr).
     """
     from tqdm import tqdm
 
     from ivif_ros.backends.choice import create_pipeline
     from ivif_ros.core.batching import fuse_in_batches
-    from ivif_ros.core.io import find_pairs, read_image
+    from ivif_ros.data import find_pairs, read_image
 
     config = config or FusionConfig()
     mode = config.mode
 
     try:
-        pairs, problems = find_pairs(ir, vis, ir_pattern, vis_pattern)
+        pairs, problems = find_pairs(ir=ir, vis=vis, ir_pattern=ir_pattern, vis_pattern=vis_pattern)
     except FusionInputError as error:
         print(f"ivif-fuse: {error}", file=sys.stderr)
-        return 2
+        return 1
     if not pairs:
         print(f"ivif-fuse: no matching pairs under {ir} and {vis}", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-        return 2
+        return 1
     try:
         pipeline = create_pipeline(config, detector, uint8_weights=True)  # only weights_u8 is written
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
-        return 2
+        return 1
     facts = pipeline.describe()
     if not facts["trained"]:
         print("!" * 78 + f"\nivif-fuse: WARNING: the {mode} detector is UNTRAINED; weight maps are not meaningful."
@@ -89,6 +89,7 @@ def fuse_command(
     failures = list(problems)
     stage_ms: dict[str, list[float]] = {}
     totals: list[float] = []
+
     def load(pair):
         return read_image(pair[1], "ir"), read_image(pair[2], "vis")
 
