@@ -24,6 +24,7 @@ from camera_publisher import camera_matrices, rgb_raw, thermal16
 from pair_publisher import EPOCH_S, FRAME_ID, frame
 from dds_helpers import Collector
 from ros_test_helpers import REPO, ros_env, start_node, stop_process
+from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.core.registration import CameraModel, StereoCalibration, registration_maps, remap_thermal
 from ivif_ros.ros.conversions import image_to_array, to_bgr
@@ -35,7 +36,7 @@ PUBLISHER = Path(__file__).with_name("camera_publisher.py")
 
 @pytest.fixture(scope="module")
 def pipeline() -> FusionPipeline:
-    return FusionPipeline()
+    return create_pipeline()
 
 
 class Outputs(Collector):
