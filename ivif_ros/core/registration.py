@@ -2,9 +2,9 @@
 
 Two steps: an optional 3×3 homography (thermal pixel → visible pixel, from calibration), or
 per-pixel maps from a stereo calibration (intrinsics, distortion and extrinsics of both cameras
-and an assumed scene depth), then the size policy of the core: when the two frames still differ in size, the thermal image is resized
-to the visible frame if their aspect ratios agree within ``tolerance`` (relative), otherwise the
-pair is refused.
+and an assumed scene depth), then the size policy of the core: when the two frames still differ
+in size, the thermal image is resized to the visible frame if their aspect ratios agree within
+``tolerance`` (relative), otherwise the pair is refused.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class CameraModel:
     def distorted(self) -> bool:
         return bool(np.any(self.distortion != 0.0))
 
-    def scaled_to(self, size: tuple[int, int]) -> "CameraModel":
+    def scaled_to(self, size: tuple[int, int]) -> CameraModel:
         """The same camera for an image of ``size`` = (width, height) (binning, resized stream)."""
         if tuple(size) == self.size:
             return self
@@ -146,7 +146,9 @@ class StereoCalibration:
         object.__setattr__(self, "translation", translation)
 
 
-def parse_extrinsics(rotation: np.ndarray | list[float], translation: np.ndarray | list[float]) -> tuple[np.ndarray, np.ndarray]:
+def parse_extrinsics(
+    rotation: np.ndarray | list[float], translation: np.ndarray | list[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """A row-major 3×3 rotation and a 3-vector translation as float64 arrays.
 
     Raises:
@@ -265,7 +267,7 @@ def _load_kalibr(path: Path) -> StereoCalibration:
     return StereoCalibration(cameras[0], cameras[1], transform[:3, :3], transform[:3, 3])
 
 
-def _opencv_value(storage: "cv2.FileStorage", *names: str) -> np.ndarray | None:
+def _opencv_value(storage: cv2.FileStorage, *names: str) -> np.ndarray | None:
     """The first of ``names`` present in a FileStorage: a matrix, a sequence or a scalar, as an array."""
     for name in names:
         node = storage.getNode(name)

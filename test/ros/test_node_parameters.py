@@ -122,7 +122,10 @@ def test_bad_parameters_over_dds_leave_the_node_fusing(
     log_path = tmp_path / "node.log"
     process = start_node(domain_id, log_path, ["--params-file", str(CONFIG), "-p", "backend:=torch", "-p", "device:=cpu"])
     try:
-        assert collector.wait_for(lambda: collector.publisher_count("/fused/image") > 0 or process.poll() is not None, 60)
+        # Ready once both inputs are subscribed (the log says so): local_node's publishers in the same
+        # domain would satisfy a publisher count before this process is up.
+        assert collector.wait_for(
+            lambda: process.poll() is not None or log_path.read_text().count("subscribed /") >= 2, 60)
         assert process.poll() is None, log_path.read_text()
         client = AsyncParameterClient(collector.node, "/fusion_node")
         assert client.wait_for_services(timeout_sec=10.0)

@@ -9,25 +9,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 import pytest
+from camera_publisher import camera_matrices, rgb_raw, thermal16
 from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
-from camera_publisher import camera_matrices, rgb_raw, thermal16
-from pair_publisher import EPOCH_S, FRAME_ID, frame
-from dds_helpers import Collector
-from ros_test_helpers import REPO, ros_env, start_node, stop_process
 from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.core.registration import CameraModel, StereoCalibration, registration_maps, remap_thermal
 from ivif_ros.ros.conversions import image_to_array, to_bgr
+
+from dds_helpers import Collector
+from pair_publisher import EPOCH_S, FRAME_ID, frame
+from ros_test_helpers import REPO, ros_env, start_node, stop_process
 
 FUSED = "/fused/image"
 HEIGHT, WIDTH, COUNT = 128, 160, 8
@@ -147,7 +148,7 @@ def test_remapped_compressed_thermal_bayer_rgb_calibration_and_camera_info(
 
     infos = by_frame(outputs.infos)
     assert set(infos) == set(fused), (sorted(infos), sorted(fused))
-    for k, info in infos.items():
+    for info in infos.values():
         assert info.header.frame_id == FRAME_ID and (info.width, info.height) == (WIDTH, HEIGHT)
         np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), k_rgb)
     jpeg = by_frame(outputs.compressed)
