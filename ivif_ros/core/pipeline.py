@@ -340,7 +340,9 @@ class FusionPipeline:
             clock.lap("fuse")
             return fused, weights, clock, ops.mark(), [w for _, _, w in prepared]
 
-    def _collect_batch(self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list) -> list[FusionResult]:
+    def _collect_batch(
+        self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list
+    ) -> list[FusionResult]:
         ops.wait(mark)
         fused_np, weights_np = ops.finish(fused), ops.finish(weights)
         share = {stage: ms / len(warnings) for stage, ms in clock.result().items()}
