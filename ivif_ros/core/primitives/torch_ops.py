@@ -169,7 +169,12 @@ class TorchOps:
         return buffer
 
     def upload(self, array: np.ndarray, role: str) -> torch.Tensor:
-        """One host→device copy: H×W → (1, 1, H, W), H×W×3 → (1, H, W, 3); uint16 arrives as int32."""
+        """One host→device copy: H×W → (1, 1, H, W), H×W×3 → (1, H, W, 3); uint16 arrives as int32.
+
+        On CUDA the copy goes through the pinned buffer of ``role``, which the next upload of that
+        role overwrites: upload each role once per frame (batches: one role per frame), before
+        ``synchronize``.
+        """
         is_uint16 = array.dtype == np.uint16
         if is_uint16:
             array = array.view(np.int16)
