@@ -1,7 +1,8 @@
 """The detector backend interface and its registry.
 
-A backend runs a detector's dense ``forward``: float32 (1, 2, H, W) pairs in 0..1 → float32
-(1, 1, nh, nw) window scores (log-odds that channel 0, the visible image, is the sharper one).
+A backend runs a detector's dense ``forward``: float32 (N, 2, H, W) pairs in 0..1 → float32
+(N, 1, nh, nw) window scores (log-odds that channel 0, the visible image, is the sharper one);
+N = 1 for a frame, N = B on the batched offline path.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class DetectorBackend(abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, pair: np.ndarray) -> np.ndarray:
-        """Score a (1, 2, H, W) float32 pair; returns (1, 1, nh, nw) float32."""
+        """Score an (N, 2, H, W) float32 pair batch; returns (N, 1, nh, nw) float32."""
 
     def describe(self) -> dict[str, str]:
         """Short facts for logs and diagnostics."""
@@ -48,10 +49,10 @@ class DetectorBackend(abc.ABC):
         override it so the CUDA-resident pipeline never leaves the GPU.
 
         Args:
-            pair: float tensor (1, 2, H, W) in 0..1.
+            pair: float tensor (N, 2, H, W) in 0..1.
 
         Returns:
-            float32 tensor (1, 1, nh, nw) on ``pair.device``.
+            float32 tensor (N, 1, nh, nw) on ``pair.device``.
         """
         import torch
 

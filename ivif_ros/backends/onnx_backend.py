@@ -340,7 +340,7 @@ class OnnxRuntimeBackend(DetectorBackend):
             raise BackendError(f"onnxruntime cannot load {graph.path}: {error}") from error
 
     def __call__(self, pair: np.ndarray) -> np.ndarray:
-        """Score a (1, 2, H, W) float32 pair; returns (1, 1, nh, nw) float32."""
+        """Score an (N, 2, H, W) float32 pair batch; returns (N, 1, nh, nw) float32."""
         pair = np.ascontiguousarray(pair, dtype=np.float32)
         if pair.ndim != 4 or pair.shape[1] != 2 or min(pair.shape[2:]) < self.window:
             raise BackendError(f"pair must be (N, 2, H, W) with H, W >= {self.window}, got {pair.shape}")

@@ -260,7 +260,13 @@ class TensorRTBackend(DetectorBackend):
             self._device = torch.device("cuda", torch.cuda.current_device())
         self.device = str(self._device)
         self.plan = build_plan(trt, self.fp16, tf32)
-        graph = cached_onnx(model, precision=self.plan.onnx_precision) if onnx_path is None else OnnxGraph.from_file(onnx_path)
+        if onnx_path is None:
+            graph = cached_onnx(model, precision=self.plan.onnx_precision)
+        else:
+            graph = OnnxGraph.from_file(onnx_path)
+            if self.plan.strongly_typed:
+                LOGGER.warning("strongly typed TensorRT: the precision of %s is the graph's own (fp16=%s does not change it)",
+                               onnx_path, self.fp16)
         self.onnx_path = graph.path
         major, minor = torch.cuda.get_device_capability(self._device)
         self.key = EngineKey(

@@ -295,7 +295,8 @@ class FusionPipeline:
 
         While the device works on one batch, the host prepares and uploads the next (its pinned
         buffers alternate between two slots); a batch's results are read only after its own work
-        is done. Yields one list per batch, in order.
+        is done. Yields one list per batch, in order; a batch that cannot start (e.g. pairs of
+        different sizes) raises ``FusionInputError`` after the batch before it was yielded.
         """
         config = self.config
         ops = self._ops(config.mode)
@@ -305,7 +306,12 @@ class FusionPipeline:
             return
         in_flight = None
         for slot, pairs in enumerate(batches):
-            launched = self._launch_batch(ops, config, pairs, slot % 2)
+            try:
+                launched = self._launch_batch(ops, config, pairs, slot % 2)
+            except Exception:  # the batch before it is done: hand it out, then raise
+                if in_flight is not None:
+                    yield self._collect_batch(ops, *in_flight)
+                raise
             if in_flight is not None:
                 yield self._collect_batch(ops, *in_flight)
             in_flight = launched

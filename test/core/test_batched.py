@@ -77,6 +77,17 @@ def test_double_buffered_batches_come_back_in_order(torch_pipe):
         np.testing.assert_array_equal(result.fused, torch_pipe(ir, vis).fused)
 
 
+def test_a_bad_batch_does_not_lose_the_one_in_flight(torch_pipe):
+    good = varied_pairs(2)
+    mixed = [varied_pairs(1, 64, 64)[0], varied_pairs(1)[0]]
+    batches = torch_pipe.fuse_batches([good, mixed])
+    first = next(batches)
+    assert len(first) == 2
+    np.testing.assert_array_equal(first[1].fused, torch_pipe(*good[1]).fused)
+    with pytest.raises(FusionInputError, match="one size and type"):
+        next(batches)
+
+
 def test_numpy_path_batch_is_single_calls():
     pipe = create_pipeline(FusionConfig(), TORCH_CPU, use_torch=False)
     pairs = varied_pairs(2)
