@@ -67,3 +67,19 @@ def test_batched_run_writes_what_single_calls_write(tmp_path):
             batched = cv2.imread(str(tmp_path / "batched" / kind / f"{name}.png"), cv2.IMREAD_UNCHANGED)
             assert single is not None and np.array_equal(single, batched), (name, kind)
     assert not (tmp_path / "batched" / "fused" / "p2.png").exists()
+
+
+def test_set_changes_the_fusion_and_bad_values_are_usage_errors(tmp_path, capsys):
+    data = _dataset(tmp_path / "data")
+    common = ["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--backend", "torch", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--set", "output_stretch=0", "--set", "detail_gain=3"]) == 0
+    plain = cv2.imread(str(tmp_path / "a" / "fused" / "p0.png"))
+    changed = cv2.imread(str(tmp_path / "b" / "fused" / "p0.png"))
+    assert np.abs(plain.astype(int) - changed).mean() > 1.0
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "c"), "--set", "thermal_percentiles=5"]) == 2
+    assert "thermal_percentiles must have 2 elements" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "c"), "--device", "gpu7"]) == 2
+    assert "device must be auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -233,3 +233,27 @@ def test_cuda_matches_cpu(numpy_pipe, height, width, monkeypatch):
     assert cuda._ops("default").device.type == "cuda"
     assert_close_results(expected, actual)
     assert actual.timings["detect"] > 0.0
+
+
+def test_default_mode_runs_batched_on_torch(numpy_pipe):
+    """Frames stacked on the batch axis give each frame's own result (per-frame scalars stay per frame)."""
+    from ivif_ros.core.default_mode import fuse_default
+
+    backend = numpy_pipe._detector("default")
+    config = FusionConfig(thermal_stretch="percentile")
+    pairs = [synthetic_pair(96, 128, seed=s, thermal_bits=16) for s in (1, 2)]
+    pairs[1] = (pairs[1][0] // 3, pairs[1][1] // 2)  # different ranges: per-frame bounds must differ
+
+    def run(thermal, visible):
+        visible_lum, _ = TORCH.luma(visible)
+        detect = lambda v, t, scale: numpy_pipe._detect(TORCH, "default", v, t, scale)  # noqa: E731
+        with TORCH.frame_context():
+            return fuse_default(TORCH, thermal, visible_lum, config, detect, TORCH.clock())
+
+    singles = [run(TORCH.upload(ir, "ir"), TORCH.upload(vis, "vis")) for ir, vis in pairs]
+    batch = run(torch.cat([TORCH.upload(ir, "ir") for ir, _ in pairs]),
+                torch.cat([TORCH.upload(vis, "vis") for _, vis in pairs]))
+    for index, (fused, weights) in enumerate(singles):
+        np.testing.assert_allclose(batch[0][index].numpy(), fused[0].numpy(), atol=1e-3)
+        np.testing.assert_allclose(batch[1][index].numpy(), weights[0].numpy(), atol=1e-5)
+    assert np.abs(singles[0][0].numpy() - singles[1][0].numpy()).mean() > 1.0

@@ -220,3 +220,17 @@ def test_nobody_listening_is_counted_but_not_warned(domain_id: int, tmp_path: Pa
         diagnostics_only.close()
     log = log_path.read_text()
     assert "no_subscribers" not in log and "Traceback" not in log, log
+
+
+def test_camera_info_of_another_resolution_is_rescaled_to_the_fused_frame() -> None:
+    from ivif_ros.ros.fusion_node import _rescale_camera_info
+
+    k = [1100.0, 0.0, 639.5, 0.0, 1100.0, 511.5, 0.0, 0.0, 1.0]
+    p = [1100.0, 0.0, 639.5, -66.0, 0.0, 1100.0, 511.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = CameraInfo(width=1280, height=1024, k=k, p=p, distortion_model="plumb_bob", d=[0.1, 0.0, 0.0, 0.0, 0.0])
+    _rescale_camera_info(info, 640, 512)
+    assert (info.width, info.height) == (640, 512)
+    # Half resolution: focal lengths and Tx halve; the image centre stays the image centre.
+    np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), [[550.0, 0.0, 319.5], [0.0, 550.0, 255.5], [0, 0, 1]])
+    np.testing.assert_allclose(np.asarray(info.p).reshape(3, 4)[0], [550.0, 0.0, 319.5, -33.0])
+    assert list(info.d) == [0.1, 0.0, 0.0, 0.0, 0.0]

@@ -106,6 +106,8 @@ def test_bad_arguments(tmp_path) -> None:
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--external", "nodir"]) == 2
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--external", f"x={tmp_path / 'nodir'}"]) == 1
     assert evaluate.main([str(tmp_path / "no_set"), "--out", str(tmp_path / "o")]) == 1
+    assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--set", "no_such_setting=1"]) == 2
+    assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--set", "smoothing_eps=0"]) == 2
     with pytest.raises(SystemExit):
         evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--size", "0"])
 

@@ -211,7 +211,12 @@ class TorchOps:
         return array, False
 
     def upload(self, array: np.ndarray, role: str) -> torch.Tensor:
-        """One host→device copy: H×W → (1, 1, H, W), H×W×3 → (1, H, W, 3); uint16 arrives as int32."""
+        """One host→device copy: H×W → (1, 1, H, W), H×W×3 → (1, H, W, 3); uint16 arrives as int32.
+
+        On CUDA the copy goes through the pinned buffer of ``role``, which the next upload of that
+        role overwrites: upload each role once per frame (batches: one role per frame), before
+        ``synchronize``.
+        """
         array, is_uint16 = self._host_view(array)
         if not self._pinned:
             # torch refuses to share read-only memory (zero-copy ROS messages): copy those.
