@@ -1,13 +1,17 @@
 """ivif_ros: an ament_python ROS 2 package that is also pip-installable from a clone."""
+import xml.etree.ElementTree as ElementTree
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "ivif_ros"
+# package.xml is the one source of the version (ROS tools read it; pip gets it from here).
+VERSION = ElementTree.parse(Path(__file__).resolve().with_name("package.xml")).findtext("version").strip()
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version=VERSION,
     description="Real-time infrared + visible image fusion for robots (ROS 2 node, core, training).",
     license="Apache-2.0",
     python_requires=">=3.10",
@@ -37,6 +41,7 @@ setup(
         "gpu": ["kornia>=0.7"],
         "test": [
             "pytest>=8",
+            "ruff>=0.15",
             "onnx>=1.16",
             "scipy>=1.11",
             "matplotlib>=3.8",

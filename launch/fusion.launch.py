@@ -20,6 +20,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch_ros.actions import Node
 
 from ivif_ros.ros.transport_topics import namespace_rviz_topics
+from ivif_ros.topics import FUSED_TOPIC, RGB_TOPIC, THERMAL_TOPIC
 
 PACKAGE = "ivif_ros"
 EXECUTABLE = "fusion_node"
@@ -48,9 +49,9 @@ def _dds_profile(context: LaunchContext, config_dir: str) -> list:
 def _remappings(context: LaunchContext) -> list[tuple[str, str]]:
     """The node's default topic -> the topic the arguments name."""
     return [
-        ("thermal/image_raw", _argument(context, "thermal_topic")),
-        ("rgb/image_raw", _argument(context, "rgb_topic")),
-        ("fused/image", _argument(context, "fused_topic")),
+        (THERMAL_TOPIC, _argument(context, "thermal_topic")),
+        (RGB_TOPIC, _argument(context, "rgb_topic")),
+        (FUSED_TOPIC, _argument(context, "fused_topic")),
     ]
 
 
@@ -101,11 +102,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (e.g. ros2 bag play --clock) for the node and rviz"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
-        DeclareLaunchArgument("thermal_topic", default_value="thermal/image_raw",
+        DeclareLaunchArgument("thermal_topic", default_value=THERMAL_TOPIC,
                               description="thermal image base topic (camera_info beside it, transports below it)"),
-        DeclareLaunchArgument("rgb_topic", default_value="rgb/image_raw",
+        DeclareLaunchArgument("rgb_topic", default_value=RGB_TOPIC,
                               description="RGB image base topic (camera_info beside it, transports below it)"),
-        DeclareLaunchArgument("fused_topic", default_value="fused/image",
+        DeclareLaunchArgument("fused_topic", default_value=FUSED_TOPIC,
                               description="fused output topic (fused/camera_info beside it)"),
         DeclareLaunchArgument("dds_profile", default_value="",
                               description=f"Fast DDS XML profile file for the launched processes; "

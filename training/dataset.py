@@ -37,6 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ivif_ros import data
+from ivif_ros.core.errors import FusionInputError
+
 __all__ = [
     "DatasetConfig", "DatasetError", "PatchDataset", "block_features", "jpeg_roundtrip", "list_images", "make_dataset",
     "manifest_hash", "matlab_gaussian_blur", "paper_kernel", "split_sources", "main",
@@ -48,7 +51,6 @@ RECIPES = ("product", "paper")
 PAPER_KERNELS = {"train": (15, 11, 13, 15), "test": (9, 11, 13, 15)}
 #: JPEG quality MATLAB's ``imwrite`` uses when none is given.
 MATLAB_JPEG_QUALITY = 75
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 BLOCK = 32
 
 
@@ -119,9 +121,9 @@ def list_images(src: str | Path) -> list[Path]:
     root = Path(src)
     if not root.is_dir():
         raise DatasetError(f"{root}: source folder not found")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = data.list_images(root)
     if not paths:
-        raise DatasetError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DatasetError(f"{root}: no images ({', '.join(data.IMAGE_SUFFIXES)})")
     return paths
 
 
@@ -295,12 +297,12 @@ class _ShardWriter:
 
 def _read_gray(path: Path, matlab: bool) -> np.ndarray | None:
     """8-bit gray image, or ``None`` if unreadable; ``matlab`` uses ``rgb2gray``'s weights and rounding."""
-    if not matlab:
-        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     from .metrics import to_gray_u8
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else to_gray_u8(image)
+    try:
+        return to_gray_u8(data.read_image(path, "vis")) if matlab else data.read_image(path, "gray")
+    except FusionInputError:
+        return None
 
 
 def _make_split(name: str, paths: list[Path], samples: int, cfg: DatasetConfig, out: Path,
@@ -519,11 +521,17 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.pop("quiet")
     args["kernels"] = tuple(args["kernels"])
     args["aug_sigma"] = tuple(args["aug_sigma"]) if args["aug_sigma"] else None
+    config = DatasetConfig(**args)
     try:
-        manifest = make_dataset(DatasetConfig(**args), progress=not quiet)
+        config.validate()
     except DatasetError as exc:
         print(f"ivif-make-dataset: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        manifest = make_dataset(config, progress=not quiet)
+    except DatasetError as exc:
+        print(f"ivif-make-dataset: error: {exc}", file=sys.stderr)
+        return 1
     for name, split in manifest["splits"].items():
         note = f" (short by {split['shortfall']})" if split["shortfall"] else ""
         print(f"{name}: {split['samples']} patches from {split['images']} images{note}")

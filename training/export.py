@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
     except (ModelError, ValueError, OSError) as exc:
         print(f"ivif-export: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -41,11 +41,13 @@ def read_gray_456(path: Path, size: int = PAPER_SIZE) -> np.ndarray:
     Raises:
         ValueError: unreadable file.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
+    from ivif_ros.core.errors import FusionInputError
+    from ivif_ros.data import read_image
+
+    try:
+        image = read_image(path, "vis")
+    except FusionInputError as error:
+        raise ValueError(str(error)) from error
     if image.dtype != np.uint8:
         values = image.astype(np.float64)
         low, high = float(values.min()), float(values.max())
@@ -117,9 +119,10 @@ def paper_table(means: dict[str, dict[str, float]]) -> str:
 
 def run_paper(args: argparse.Namespace) -> int:
     """Execute ``ivif-eval --protocol paper`` (parsed by ``evaluate.build_parser``); returns the exit status."""
-    from ivif_ros.training.evaluate import dataset_pairs
-
     import torch
+
+    from ivif_ros.core.errors import FusionInputError
+    from ivif_ros.data import find_pairs
 
     torch.set_num_threads(1)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -136,10 +139,10 @@ def run_paper(args: argparse.Namespace) -> int:
     datasets: list[str] = []
     for folder in map(Path, args.datasets):
         try:
-            pairs, found = dataset_pairs(folder)
-        except FileNotFoundError as error:
+            pairs, found = find_pairs(folder)
+        except FusionInputError as error:
             print(f"ivif-eval: {error}", file=sys.stderr)
-            return 2
+            return 1
         problems += found
         datasets.append(folder.resolve().name)
         for name, ir_path, vis_path in pairs[:limit]:

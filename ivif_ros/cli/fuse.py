@@ -7,7 +7,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -43,39 +42,42 @@ def fuse_command(
     ir_pattern: str | None = None,
     vis_pattern: str | None = None,
     quiet: bool = False,
+    batch: int = 1,
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
 
     Args:
         config: fusion settings (product defaults when None); ``config.mode`` picks the mode.
         detector: detector backend, device and weights (``auto``, shipped weights when None).
+        batch: consecutive pairs of one size fused per call (``FusionPipeline.fuse_batch``).
 
     Returns:
-        0 when every pair was fused, 1 when some failed (listed on stderr), 2 on a usage error.
+        0 when every pair was fused, 1 on any failure (listed on stderr).
     """
     from tqdm import tqdm
 
     from ivif_ros.backends.choice import create_pipeline
-    from ivif_ros.core.io import find_pairs, read_image
+    from ivif_ros.core.batching import fuse_in_batches
+    from ivif_ros.data import find_pairs, read_image
 
     config = config or FusionConfig()
     mode = config.mode
 
     try:
-        pairs, problems = find_pairs(ir, vis, ir_pattern, vis_pattern)
+        pairs, problems = find_pairs(ir=ir, vis=vis, ir_pattern=ir_pattern, vis_pattern=vis_pattern)
     except FusionInputError as error:
         print(f"ivif-fuse: {error}", file=sys.stderr)
-        return 2
+        return 1
     if not pairs:
         print(f"ivif-fuse: no matching pairs under {ir} and {vis}", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-        return 2
+        return 1
     try:
-        pipeline = create_pipeline(config, detector)
+        pipeline = create_pipeline(config, detector, uint8_weights=True)  # only weights_u8 is written
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
-        return 2
+        return 1
     facts = pipeline.describe()
     if not facts["trained"]:
         print("!" * 78 + f"\nivif-fuse: WARNING: the {mode} detector is UNTRAINED; weight maps are not meaningful."
@@ -87,12 +89,16 @@ def fuse_command(
     failures = list(problems)
     stage_ms: dict[str, list[float]] = {}
     totals: list[float] = []
-    for name, ir_path, vis_path in tqdm(pairs, desc="fusing", unit="pair", disable=quiet):
+
+    def load(pair):
+        return read_image(pair[1], "ir"), read_image(pair[2], "vis")
+
+    outcomes = fuse_in_batches(pipeline, pairs, load, max(1, batch))
+    for (name, _, _), result in tqdm(outcomes, total=len(pairs), desc="fusing", unit="pair", disable=quiet):
         try:
-            ir_image, vis_image = read_image(ir_path, "ir"), read_image(vis_path, "vis")
-            start = time.perf_counter()
-            result = pipeline(ir_image, vis_image)
-            totals.append((time.perf_counter() - start) * 1e3)
+            if isinstance(result, Exception):
+                raise result
+            totals.append(sum(result.timings.values()))
             _write_png_atomically(out_dir / "fused" / f"{name}.png", result.fused)
             _write_png_atomically(out_dir / "weights" / f"{name}.png", result.weights_u8())
         except (FusionInputError, OSError) as error:
@@ -125,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", default=None, choices=("default", "seed"), help="fusion mode (default: default)")
     add_detector_arguments(parser, "detector weights of the mode (.safetensors); default: the shipped model")
     add_set_argument(parser)
+    parser.add_argument("--batch", type=int, default=1, help="pairs of one size fused per call (offline batched path)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
@@ -139,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     except FusionInputError as error:
         print(f"ivif-fuse: {error}", file=sys.stderr)
         return 2
-    return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet)
+    return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet,
+                        args.batch)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,20 @@ Modes:
 from __future__ import annotations
 
 import dataclasses
-import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
+from ivif_ros import data as image_files  # a module import: ivif_ros.data imports .errors
+
 from . import enhance, fusion, seed_mode, weight_map
 from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
+from .default_mode import fuse_default
 from .errors import FusionInputError
+from .primitives import NUMPY_OPS, ops_for
 from .registration import match_thermal_size
 from .settings import coerce, settings_of
 
@@ -38,8 +42,10 @@ class FusionResult:
 
     Attributes:
         fused: uint8 H×W (gray visible) or H×W×3 BGR (colour visible), the visible frame's size.
-        weights: float32 H×W visible share in [0, 1].
-        timings: milliseconds per stage (prepare, enhance, detect, weights, fuse).
+        weights: float32 H×W visible share in [0, 1]; uint8 0..255 (``weights_u8``) when the
+            pipeline was made with ``uint8_weights=True``.
+        timings: milliseconds per stage (prepare, enhance, detect, weights, fuse); for a pair of a
+            batch, its share (the batch's time / B).
         warnings: non-fatal notes about the inputs (e.g. the IR was resized).
     """
 
@@ -50,6 +56,8 @@ class FusionResult:
 
     def weights_u8(self) -> np.ndarray:
         """uint8 view of the weight map (255 = all visible)."""
+        if self.weights.dtype == np.uint8:
+            return self.weights
         return (self.weights * 255.0 + 0.5).astype(np.uint8)
 
     def weights_colored(self) -> np.ndarray:
@@ -76,16 +84,10 @@ def _check_finite_and_size(image: np.ndarray, role: str, max_pixels: int) -> Non
 
 
 def _thermal_to_single_channel(ir: np.ndarray) -> np.ndarray:
-    if ir.ndim == 2:
-        return ir
-    if ir.shape[2] == 1:
-        return ir[:, :, 0]
-    colour = ir[:, :, :3]
-    if np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(colour[:, :, 0], colour[:, :, 2]):
-        return colour[:, :, 0]
-    if colour.dtype != np.uint8:
+    thermal = image_files.to_single_channel(ir, convert_colour=ir.dtype == np.uint8)
+    if thermal.ndim == 3:
         raise FusionInputError(f"infrared image is {ir.shape[2]}-channel {ir.dtype}; give one channel")
-    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY)
+    return thermal
 
 
 def _visible_to_uint8(vis: np.ndarray, warnings: list[str]) -> np.ndarray:
@@ -153,11 +155,13 @@ class FusionPipeline:
             a mapping ``{mode: backend}``, or any object whose ``get(mode)`` returns one, creating
             it on demand (``ivif_ros.backends.choice.DetectorLoader``;
             ``ivif_ros.backends.choice.create_pipeline`` builds pipeline and loader in one call).
-            A backend is called with float32 (1, 2, H, W) pairs and has ``window``, ``stride``,
-            ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
+            A backend is called with float32 (N, 2, H, W) pairs (N = B on the batched path) and has
+            ``window``, ``stride``, ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
             reported by ``describe()``.
         use_torch: run the default mode with the torch primitives on the detector's device:
             None = when the detector runs on CUDA, True = always (also on CPU), False = never.
+        uint8_weights: return the weight map as uint8 0..255 (as ``FusionResult.weights_u8``) for
+            callers that need no more: a quarter of the download and host copy.
 
     Raises:
         FusionInputError: invalid config or no detector for the configured mode; errors of a
@@ -171,6 +175,7 @@ class FusionPipeline:
         detectors: Any = None,
         *,
         use_torch: bool | None = None,
+        uint8_weights: bool = False,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
@@ -181,7 +186,8 @@ class FusionPipeline:
             )
         self._detectors = detectors if hasattr(detectors, "get") else {self.config.mode: detectors}
         self._detector(self.config.mode)
-        self._use_torch, self._torch_path = use_torch, None
+        self._use_torch = use_torch
+        self._uint8_weights = bool(uint8_weights)
 
     # ---- configuration -------------------------------------------------------------------
     def check_update(self, **changes: Any) -> FusionConfig:
@@ -247,90 +253,124 @@ class FusionPipeline:
             FusionInputError: invalid input (message names the problem).
         """
         config = self.config
-        # >>> torch path: the CUDA-resident default mode (decided once, on first use) >>>
-        if config.mode == "default" and self._use_torch is not False:
-            if self._torch_path is None:
-                backend = self._detector("default")
-                if self._use_torch or str(backend.device).startswith("cuda"):
-                    from .torch_pipeline import TorchFusionPath
+        ops = self._ops(config.mode)
+        with ops.frame_context():
+            clock = ops.clock()
+            thermal_host, visible_host, warnings = prepare_pair(ir, vis, config)
+            thermal = ops.upload(thermal_host, "ir")
+            visible_lum, colour = ops.luma(ops.upload(visible_host, "vis"))
+            clock.lap("prepare")
 
-                    self._torch_path = TorchFusionPath(backend)
-                else:
-                    self._use_torch = False
-            if self._torch_path is not None:
-                return self._torch_path(ir, vis, config)
-        # <<< torch path <<<
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        thermal, visible, warnings = prepare_pair(ir, vis, config)
-        ycrcb = fusion.to_ycrcb(visible) if visible.ndim == 3 else None  # converted once, reused to merge
-        visible_lum = (ycrcb[:, :, 0] if ycrcb is not None else visible).astype(np.float32)
-        mark = _lap(timings, "prepare", start)
-        if config.mode == "seed":
-            fused_lum, weights = self._fuse_seed(thermal, visible_lum, timings, mark)
-        else:
-            fused_lum, weights = self._fuse_default(thermal, visible_lum, timings, mark)
-        mark = time.perf_counter()
-        if ycrcb is not None:
-            fused = fusion.merge_luminance(visible, fused_lum, ycrcb)
-        else:
-            fused = np.clip(fused_lum + 0.5, 0, 255).astype(np.uint8)
-        timings["fuse"] = timings.get("fuse", 0.0) + (time.perf_counter() - mark) * 1e3
-        return FusionResult(fused=fused, weights=weights, timings=timings, warnings=warnings)
+            def detect(visible: Any, thermal: Any, scale: float) -> tuple[Any, tuple[int, int], int, int]:
+                return self._detect(ops, config.mode, visible, thermal, scale)
 
-    def _detect(self, mode: str, visible_lum: np.ndarray, thermal_lum: np.ndarray, scale: float):
-        """Window scores for the pair at ``scale`` (at least one 32×32 window)."""
+            if config.mode == "seed":
+                fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
+            else:
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock)
+            fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
+            weights = ops.download(self._weights_out(ops, weights), "weights")
+            clock.lap("fuse")
+            ops.synchronize()
+            return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
+
+    def _weights_out(self, ops: Any, weights: Any) -> Any:
+        return ops.to_uint8(weights * 255.0) if self._uint8_weights else weights
+
+    # ---- batches (offline work) --------------------------------------------------------------
+    def fuse_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[FusionResult]:
+        """Fuse B pairs of one size and type in one pass; results equal B single calls.
+
+        On the torch primitives (default mode) the B frames travel as one (B, ...) tensor: one
+        upload and one download per input/output, per-frame reductions (percentiles, min/max,
+        means), one detector call (chunked to the backend's ``max_batch``). Elsewhere (numpy path,
+        seed mode) it is B single calls.
+
+        Raises:
+            FusionInputError: an invalid pair, or pairs that differ in shape or dtype.
+        """
+        return next(self.fuse_batches([pairs]))
+
+    def fuse_batches(self, batches: Iterable[Sequence[tuple[np.ndarray, np.ndarray]]]) -> Iterator[list[FusionResult]]:
+        """``fuse_batch`` over many batches, double-buffered on CUDA.
+
+        While the device works on one batch, the host prepares and uploads the next (its pinned
+        buffers alternate between two slots); a batch's results are read only after its own work
+        is done. Yields one list per batch, in order; a batch that cannot start (e.g. pairs of
+        different sizes) raises ``FusionInputError`` after the batch before it was yielded.
+        """
+        config = self.config
+        ops = self._ops(config.mode)
+        if ops is NUMPY_OPS or config.mode != "default":
+            for pairs in batches:
+                yield [self(ir, vis) for ir, vis in pairs]
+            return
+        in_flight = None
+        for slot, pairs in enumerate(batches):
+            try:
+                launched = self._launch_batch(ops, config, pairs, slot % 2)
+            except Exception:  # the batch before it is done: hand it out, then raise
+                if in_flight is not None:
+                    yield self._collect_batch(ops, *in_flight)
+                raise
+            if in_flight is not None:
+                yield self._collect_batch(ops, *in_flight)
+            in_flight = launched
+        if in_flight is not None:
+            yield self._collect_batch(ops, *in_flight)
+
+    def _launch_batch(self, ops: Any, config: FusionConfig, pairs: Sequence[tuple[np.ndarray, np.ndarray]], slot: int):
+        prepared = [prepare_pair(ir, vis, config) for ir, vis in pairs]
+        if not prepared:
+            raise FusionInputError("fuse_batch needs at least one pair")
+        signature = {(t.shape, t.dtype.str, v.shape, v.dtype.str) for t, v, _ in prepared}
+        if len(signature) > 1:
+            raise FusionInputError(f"fuse_batch needs pairs of one size and type, got {sorted(signature)}")
+        with ops.frame_context():
+            clock = ops.clock()
+            thermal = ops.upload_batch([t for t, _, _ in prepared], f"ir{slot}")
+            visible_lum, colour = ops.luma(ops.upload_batch([v for _, v, _ in prepared], f"vis{slot}"))
+            clock.lap("prepare")
+
+            def detect(visible: Any, thermal: Any, scale: float) -> tuple[Any, tuple[int, int], int, int]:
+                return self._detect(ops, config.mode, visible, thermal, scale)
+
+            fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock)
+            fused = ops.download_batch(ops.merge_luma(colour, fused_lum), f"fused{slot}")
+            weights = ops.download_batch(self._weights_out(ops, weights), f"weights{slot}")
+            clock.lap("fuse")
+            return fused, weights, clock, ops.mark(), [w for _, _, w in prepared]
+
+    def _collect_batch(
+        self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list
+    ) -> list[FusionResult]:
+        ops.wait(mark)
+        fused_np, weights_np = ops.finish(fused), ops.finish(weights)
+        share = {stage: ms / len(warnings) for stage, ms in clock.result().items()}
+        return [FusionResult(fused_np[i], weights_np[i], dict(share), warnings[i]) for i in range(len(warnings))]
+
+    def _ops(self, mode: str) -> Any:
+        """The primitives of ``mode``: torch on the detector's device where ``use_torch`` says so."""
+        if mode != "default" or self._use_torch is False:
+            return NUMPY_OPS
+        device = str(getattr(self._detector("default"), "device", "cpu"))
+        if self._use_torch or device.startswith("cuda"):
+            return ops_for(device)
+        return NUMPY_OPS
+
+    def _detect(self, ops: Any, mode: str, visible_lum: Any, thermal_lum: Any, scale: float):
+        """Window scores for the pair at ``scale`` (at least one window), the detector input size, window, stride."""
         backend = self._detector(mode)
-        (det_height, det_width), resampling = detector_input_size(*visible_lum.shape, scale, backend.window)
+        size, resampling = detector_input_size(*visible_lum.shape[-2:], scale, backend.window)
         if resampling is not None:
-            interpolation = cv2.INTER_AREA if resampling == "area" else cv2.INTER_LINEAR
-            visible_lum = cv2.resize(visible_lum, (det_width, det_height), interpolation=interpolation)
-            thermal_lum = cv2.resize(thermal_lum, (det_width, det_height), interpolation=interpolation)
-        pair = np.stack([visible_lum, thermal_lum])[None] * np.float32(1.0 / 255.0)
-        scores = backend(pair)[0, 0]
-        return scores, visible_lum.shape, backend.window, backend.stride
+            visible_lum = ops.resize(visible_lum, size, resampling)
+            thermal_lum = ops.resize(thermal_lum, size, resampling)
+        return ops.detect(backend, visible_lum, thermal_lum), size, backend.window, backend.stride
 
-    def _fuse_default(self, thermal, visible_lum, timings, mark):
-        config = self.config
-        thermal_lum = enhance.stretch_thermal(thermal, config.thermal_stretch, config.thermal_percentiles)
-        if config.thermal_enhance > 0:
-            enhanced = enhance.enhance_luminance(
-                thermal_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
-            )
-            thermal_lum = fusion.blend(enhanced, thermal_lum, np.float32(config.thermal_enhance))
-        if config.visible_enhance > 0:
-            enhanced = enhance.enhance_luminance(
-                visible_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
-            )
-            visible_lum = fusion.blend(enhanced, visible_lum, np.float32(config.visible_enhance))
-        mark = _lap(timings, "enhance", mark)
-        scores, det_shape, window, stride = self._detect("default", visible_lum, thermal_lum, config.detector_scale)
-        mark = _lap(timings, "detect", mark)
-        weights = weight_map.soft_weight_map(scores, window, stride, det_shape, config.weight_temperature)
-        height, width = visible_lum.shape
-        if weights.shape != (height, width):
-            weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        guide = np.maximum(visible_lum, thermal_lum)
-        weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps)
-        visible_layers = fusion.split_base_detail(visible_lum, config.base_radius)
-        thermal_layers = fusion.split_base_detail(thermal_lum, config.base_radius)
-        if config.detector_mix < 1.0:
-            energy = fusion.detail_energy_weights(visible_layers[1], thermal_layers[1], config.detail_sigma)
-            weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
-        mark = _lap(timings, "weights", mark)
-        fused = fusion.saliency_detail_fuse(
-            visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement,
-            config.detail_gain,
-        )
-        fused = fusion.percentile_stretch(fused, config.output_stretch)
-        _lap(timings, "fuse", mark)
-        return fused, weights
-
-    def _fuse_seed(self, thermal, visible_lum, timings, mark):
-        config = self.config
+    def _fuse_seed(self, thermal, visible_lum, config, detect, clock):
         thermal_lum = enhance.minmax_to_255(thermal)
         visible_lum = enhance.enhance_luminance(visible_lum)
-        mark = _lap(timings, "enhance", mark)
+        clock.lap("enhance")
         height, width = visible_lum.shape
         backend = self._detector("seed")
         stride = config.seed_stride or (4 if max(height, width) >= 500 else 8)
@@ -338,25 +378,19 @@ class FusionPipeline:
             backend.set_stride(stride)
         authors = config.seed_blend == "authors"
         detect_ir = seed_mode.original_infrared(thermal) if authors else thermal_lum
-        scores, det_shape, window, stride = self._detect("seed", visible_lum, detect_ir, 1.0)
-        mark = _lap(timings, "detect", mark)
+        scores, det_shape, window, stride = detect(visible_lum, detect_ir, 1.0)
+        clock.lap("detect")
         if authors:
             fused, weights = seed_mode.fuse(visible_lum, thermal_lum, scores, window, stride, config.seed_retinex,
                                             config.retinex_sigma)
-            _lap(timings, "fuse", mark)
+            clock.lap("fuse")
             return fused, weights
         weights = weight_map.seed_weight_map(scores, window, stride, det_shape, config.seed_blend_radius)
         if weights.shape != (height, width):
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        mark = _lap(timings, "weights", mark)
+        clock.lap("weights")
         fused = enhance.minmax_to_255(fusion.blend(visible_lum, thermal_lum, weights))
         if config.seed_retinex:
             fused = fusion.single_scale_retinex(fused, config.retinex_sigma)
-        _lap(timings, "fuse", mark)
+        clock.lap("fuse")
         return fused, weights
-
-
-def _lap(timings: dict[str, float], stage: str, since: float) -> float:
-    now = time.perf_counter()
-    timings[stage] = timings.get(stage, 0.0) + (now - since) * 1e3
-    return now

@@ -21,7 +21,8 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,8 +37,9 @@ from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolic
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ivif_ros.core.errors import FusionInputError, SizeMismatchError
+from ivif_ros import topics
 from ivif_ros.backends.choice import DetectorLoader
+from ivif_ros.core.errors import FusionInputError, SizeMismatchError
 from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionPipeline
 from ivif_ros.core.registration import (
     CameraModel,
@@ -108,10 +110,10 @@ class FusionNode(Node):
 
         depth = self._param("qos_depth")
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._fused_pub = self._output(Image, "fused/image", output_qos)
-        self._weights_pub = self._output(Image, "weight_map/image", output_qos)
-        self._colored_pub = self._output(Image, "weight_map/colored", output_qos)
-        self._debug_pub = self._output(Image, "debug/side_by_side", output_qos)
+        self._fused_pub = self._output(Image, topics.FUSED_TOPIC, output_qos)
+        self._weights_pub = self._output(Image, topics.WEIGHTS_TOPIC, output_qos)
+        self._colored_pub = self._output(Image, topics.COLORED_TOPIC, output_qos)
+        self._debug_pub = self._output(Image, topics.DEBUG_TOPIC, output_qos)
         self._compressed_pub = self._output(
             CompressedImage, transport_topic(self._fused_pub.topic_name, "compressed"), output_qos)
         self._fused_info_pub = self._output(CameraInfo, camera_info_topic(self._fused_pub.topic_name), output_qos)
@@ -122,7 +124,7 @@ class FusionNode(Node):
         self._registration_maps: tuple[np.ndarray, np.ndarray] | None = None
         for stream in STREAMS:
             self._subscribe_camera_info(stream)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS_TOPIC, 10)
 
         self._subscriptions_by_stream: dict[str, Any] = {}
         self._reliability: dict[str, ReliabilityPolicy] = {}
@@ -193,7 +195,7 @@ class FusionNode(Node):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("qos_depth"), reliability=reliability)
         transport = self._param(f"{stream}_transport")
         # image_transport: resolve (remap) the base topic, then append the transport.
-        topic = transport_topic(self.resolve_topic_name(f"{stream}/image_raw"), transport)
+        topic = transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), transport)
         callback: Callable[[Any], None]
         if transport != "raw":
             msg_type = CompressedImage
@@ -323,12 +325,16 @@ class FusionNode(Node):
 
     # ---- QoS overrides -------------------------------------------------------------------------
     def _output(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
-        """A publisher whose history, depth and reliability follow ``qos_overrides.<topic>.publisher.*``."""
+        """A publisher whose history, depth and reliability follow ``qos_overrides.<topic>.publisher.*``.
+
+        The overrides are written into the profile passed in, so each publisher gets its own copy.
+        """
+        own = QoSProfile(history=qos.history, depth=qos.depth, reliability=qos.reliability, durability=qos.durability)
         return self.create_publisher(
-            msg_type, topic, qos, qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            msg_type, topic, own, qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def _input_topic(self, stream: str) -> str:
-        return transport_topic(self.resolve_topic_name(f"{stream}/image_raw"), self._param(f"{stream}_transport"))
+        return transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), self._param(f"{stream}_transport"))
 
     def _reliability_override(self, stream: str) -> ReliabilityPolicy | None:
         """``qos_overrides.<input topic>.subscription.reliability`` when given (it then fixes the
@@ -372,12 +378,13 @@ class FusionNode(Node):
         calibration = load_stereo_calibration(path)  # FusionInputError (a ValueError) names the problem
         self.get_logger().info(
             f"calibration {path}: thermal {calibration.thermal.size[0]}x{calibration.thermal.size[1]}, "
-            f"RGB {calibration.rgb.size[0]}x{calibration.rgb.size[1]}, |t| = {np.linalg.norm(calibration.translation):.3f}")
+            f"RGB {calibration.rgb.size[0]}x{calibration.rgb.size[1]}, "
+            f"|t| = {np.linalg.norm(calibration.translation):.3f}")
         return calibration
 
     def _subscribe_camera_info(self, stream: str) -> None:
         """camera_info beside the (remapped) image topic, as image_transport's camera subscriber does."""
-        topic = camera_info_topic(self.resolve_topic_name(f"{stream}/image_raw"))
+        topic = camera_info_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]))
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(CameraInfo, topic, lambda msg, s=stream: self._on_camera_info(s, msg), qos)
 

@@ -117,21 +117,32 @@ def test_rviz_topics_follow_namespace_and_fused_topic() -> None:
 
 
 def test_remapped_topics_are_the_node_defaults() -> None:
+    from ivif_ros import topics
+
     node_source = (REPO / "ivif_ros" / "ros" / "fusion_node.py").read_text()
     tree = ast.parse(LAUNCH.read_text())
+    imported = {alias.name for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "ivif_ros.topics"
+                for alias in n.names}
     function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_remappings")
     returned = next(n for n in ast.walk(function) if isinstance(n, ast.Return)).value
-    remapped = [elt.elts[0].value for elt in returned.elts]
+    remapped = [getattr(topics, elt.elts[0].id) for elt in returned.elts if elt.elts[0].id in imported]
     node_calls = [c for c in _calls(tree, "Node") if any(k.arg == "remappings" for k in c.keywords)]
     assert len(node_calls) == 1  # the fusion node; rviz gets the same rules through its config
     assert remapped == ["thermal/image_raw", "rgb/image_raw", "fused/image"]
-    assert '"fused/image"' in node_source and "{stream}/image_raw" in node_source
+    defaults = {c.args[0].value: getattr(topics, k.value.id) for c in _calls(tree, "DeclareLaunchArgument")
+                for k in c.keywords if k.arg == "default_value" and isinstance(k.value, ast.Name) and k.value.id in imported}
+    assert defaults == {"thermal_topic": "thermal/image_raw", "rgb_topic": "rgb/image_raw", "fused_topic": "fused/image"}
+    assert "topics.FUSED_TOPIC" in node_source and "topics.INPUT_TOPICS[stream]" in node_source
+    assert topics.INPUT_TOPICS == {"thermal": "thermal/image_raw", "rgb": "rgb/image_raw"}
 
 
 def test_rviz_config_shows_fused_image_and_coloured_weights() -> None:
     rviz = yaml.safe_load((REPO / "config" / "fusion.rviz").read_text())
     topics = {d["Topic"]["Value"] for d in rviz["Visualization Manager"]["Displays"] if d["Class"].endswith("Image")}
     assert topics == {"/fused/image", "/weight_map/colored"}
+    from ivif_ros.topics import COLORED_TOPIC, FUSED_TOPIC
+
+    assert topics == {f"/{FUSED_TOPIC}", f"/{COLORED_TOPIC}"}
 
 
 def test_fusion_yaml_covers_every_node_parameter() -> None:

@@ -102,7 +102,7 @@ def test_config_file_and_flags(tmp_path):
 
 
 def test_cli_errors_and_eval(data, tmp_path, capsys):
-    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 1
     assert "manifest" in capsys.readouterr().err
     assert main(["--data", str(data), "--optimizer", "lion", "--out", str(tmp_path)]) == 2
     from ivif_ros.models import create_model, save_model
