@@ -200,7 +200,8 @@ def _section(rows: list[dict[str, object]], datasets: list[str], methods: list[s
              f"`{args.seed_dense}`; metrics against the {size}×{size} gray sources (MI = the real "
              "MI(A,F)+MI(B,F), not 2·EN). One thread; seconds on this shared machine.", ""]
     if seed is not None:
-        lines += [f"Seed weights: `{seed.info.name}` ({seed.info.sha256[:12] if seed.info.sha256 else 'untrained'}).", ""]
+        digest = seed.info.sha256[:12] if seed.info.sha256 else "untrained"
+        lines += [f"Seed weights: `{seed.info.name}` ({digest}).", ""]
     for dataset in datasets:
         subset = [r for r in rows if r["dataset"] == dataset]
         means = {m: {c: _mean([float(r[c]) for r in subset if r["method"] == m]) for c in METRIC_NAMES}

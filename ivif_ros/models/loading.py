@@ -100,7 +100,8 @@ def _read_pt(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except Exception as exc:  # unpickling refused or file damaged
         raise ModelError(f"{path}: not a weights-only torch state dict ({exc})") from exc
     meta: dict[str, str] = {}
-    wrapper = next((key for key in ("state_dict", "model") if isinstance(obj, dict) and isinstance(obj.get(key), dict)), None)
+    wrappers = ("state_dict", "model")
+    wrapper = next((key for key in wrappers if isinstance(obj, dict) and isinstance(obj.get(key), dict)), None)
     if wrapper is not None:
         meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items() if k in ("arch", "model_kwargs")}
         obj = obj[wrapper]

@@ -183,16 +183,15 @@ class SeedNet(nn.Module):
             return m.permute(0, 2, 3, 1, 4, 5).reshape(n, 2, nh * nw, m.shape[1], cells, cells)
 
         wa_int, wa_grad = windows(a), windows(b)
+
+        def stacked(top: int, sl: slice) -> torch.Tensor:  # fc input of (top over the other image)
+            parts = [torch.cat([m[:, top, sl], m[:, 1 - top, sl]], dim=3).flatten(2) for m in (wa_int, wa_grad)]
+            return torch.cat(parts, dim=2).flatten(0, 1)
+
         results = []
         for start in range(0, nh * nw, 4 * self.chunk):
             sl = slice(start, start + 4 * self.chunk)
-
-            def stacked(top: int) -> torch.Tensor:
-                bottom = 1 - top
-                parts = [torch.cat([m[:, top, sl], m[:, bottom, sl]], dim=3).flatten(2) for m in (wa_int, wa_grad)]
-                return torch.cat(parts, dim=2).flatten(0, 1)
-
-            ab, ba = self.fc(stacked(0)), self.fc(stacked(1))
+            ab, ba = self.fc(stacked(0, sl)), self.fc(stacked(1, sl))
             results.append(self._combine(ab, ba).reshape(n, -1))
         return torch.cat(results, dim=1).reshape(n, 1, nh, nw)
 

@@ -71,12 +71,12 @@ def _script_ssr(img: np.ndarray, sigma: float) -> np.ndarray:
     r = np.log10(img) - np.log10(cv2.GaussianBlur(img, (0, 0), sigma))
     unique, count = np.unique(np.int32(r * 100), return_counts=True)
     zero_count = 0
-    for u, c in zip(unique, count):
+    for u, c in zip(unique, count, strict=True):
         if u == 0:
             zero_count = c
             break
     low, high = unique[0] / 100.0, unique[-1] / 100.0
-    for u, c in zip(unique, count):
+    for u, c in zip(unique, count, strict=True):
         if u < 0 and c < zero_count * 0.1:
             low = u / 100.0
         if u > 0 and c < zero_count * 0.1:
@@ -140,7 +140,7 @@ def test_pipeline_seed_blend_options(random_seed_weights):
         pipeline = create_pipeline(FusionConfig(mode="seed", seed_stride=16, seed_blend=blend), choice)
         result = pipeline(ir, vis)
         assert result.fused.shape == (64, 64) and result.fused.dtype == np.uint8
-        assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
+        assert result.weights.min() >= 0.0 and result.weights.max() <= 1.0
         outputs[blend] = result.fused
     assert not np.array_equal(outputs["authors"], outputs["ramp"])
     with pytest.raises(ValueError, match="seed_blend"):

@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 from conftest import randomize_batchnorm
-from _dense import per_window_scores
 from torch import nn
 
 from ivif_ros.models import SeedNet, create_model, load_model, sobel_features
+
+from _dense import per_window_scores
 
 
 class AuthorsBlock(nn.Module):
@@ -26,7 +27,8 @@ class AuthorsBlock(nn.Module):
 
 
 def _authors_stem() -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(1, 64, kernel_size=3, padding=1), nn.BatchNorm2d(64), nn.LeakyReLU(0.1, inplace=True))
+    return nn.Sequential(nn.Conv2d(1, 64, kernel_size=3, padding=1), nn.BatchNorm2d(64),
+                         nn.LeakyReLU(0.1, inplace=True))
 
 
 class AuthorsCNN(nn.Module):
@@ -55,7 +57,8 @@ def _randomized(module: nn.Module, seed: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * (0.5 / math.sqrt(max(p[0].numel(), 1)) if p.dim() > 1 else 0.2))
+            scale = 0.5 / math.sqrt(max(p[0].numel(), 1)) if p.dim() > 1 else 0.2
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
     return randomize_batchnorm(module, seed)
 
 
@@ -165,7 +168,8 @@ def test_votes_tie_goes_to_visible():
     same = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
     assert net._combine(same, same).tolist() == [1.0, 1.0]
     assert net._combine(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])).tolist() == [-1.0]
-    assert net._combine(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 1.0]])).tolist() == [1.0]  # equal logits: class 0
+    equal = torch.tensor([[1.0, 1.0]])  # equal logits: torch.max picks class 0
+    assert net._combine(equal, equal).tolist() == [1.0]
 
 
 def test_shared_dense_equals_exact_when_stems_ignore_neighbours(pair72x64):

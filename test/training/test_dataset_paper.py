@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from ivif_ros.training.dataset import (
-    DatasetConfig, DatasetError, PatchDataset, block_features, jpeg_roundtrip, main, make_dataset,
-    matlab_gaussian_blur, paper_kernel,
+    DatasetConfig,
+    DatasetError,
+    PatchDataset,
+    block_features,
+    jpeg_roundtrip,
+    main,
+    make_dataset,
+    matlab_gaussian_blur,
+    paper_kernel,
 )
 from ivif_ros.training.metrics import to_gray_u8
 
@@ -62,10 +69,10 @@ def test_samples_are_the_jpeg_decoded_blocks(paper):
             s = sharp[:, 32 * r:32 * r + 32, 32 * c:32 * c + 32]
             b = blurred[:, 32 * r:32 * r + 32, 32 * c:32 * c + 32]
             expected += [(0, np.concatenate([s, b], 1)), (1, np.concatenate([b, s], 1))]
-    stored = [(int(label), sample) for label, sample, index in zip(y, x, src) if index == 0]
+    stored = [(int(label), sample) for label, sample, index in zip(y, x, src, strict=True) if index == 0]
     assert len(stored) == len(expected) == 12
     decoded = jpeg_roundtrip(np.stack([e[1] for e in expected]))
-    for (label, raw), jpeg in zip(expected, decoded):
+    for (label, raw), jpeg in zip(expected, decoded, strict=True):
         assert any(lab == label and np.array_equal(sample, jpeg) for lab, sample in stored)
         assert not np.array_equal(raw, jpeg)  # the JPEG round trip is lossy
 
