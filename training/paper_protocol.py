@@ -1,10 +1,11 @@
 """``ivif-eval --protocol paper``: the research script's evaluation protocol (SEED-ALGORITHM §4).
 
-Per pair: both sources read as 8-bit gray (Octave ``rgb2gray`` weights) and resized to 456×456
-(``cv2.resize``, bilinear, as ``Model_Test.py``; ``--size`` changes it); the visible image enhanced (§3), the infrared
-min–max normalised; the seed detector scores 32×32 windows at stride 8 on the ENHANCED visible
-against the ORIGINAL infrared; decision, distance-transform blending, min–max and their Single-Scale
-Retinex (:mod:`ivif_ros.core.seed_mode`); the 11 metrics of the gray fused image against the
+Per pair: both sources read as 8-bit gray (Octave ``rgb2gray`` weights); the visible image enhanced
+(§3) and the infrared min–max normalised at their own size; every image then resized to 456×456
+(``cv2.resize``, bilinear, as ``Model_Test.py``; ``--size`` changes it); the seed detector scores
+32×32 windows at stride 8 on the ENHANCED visible against the ORIGINAL infrared; decision,
+distance-transform blending of the two enhanced images, min–max and their Single-Scale Retinex
+(:mod:`ivif_ros.core.seed_mode`); the 11 metrics of the gray fused image against the
 456×456 gray sources. Other methods (``--methods``) fuse the same 456×456 gray sources.
 
 Writes ``per_pair.csv`` and ``results.md`` (a table in the paper's format: one row per method, the
@@ -35,8 +36,9 @@ SECTION = "## Seed mode (paper protocol)"
 PAPER_COLUMNS = ("EI", "CE", "SF", "EN", "Qabf", "SCD", "Nabf", "MI", "SD", "DF", "VIFF")
 
 
-def read_gray_456(path: Path, size: int = PAPER_SIZE) -> np.ndarray:
-    """8-bit gray (``rgb2gray`` weights; 16-bit min–max to 8 bits) resized to ``size``×``size`` (bilinear).
+def read_gray_456(path: Path, size: int | None = PAPER_SIZE) -> np.ndarray:
+    """8-bit gray (``rgb2gray`` weights; 16-bit min–max to 8 bits) resized to ``size``×``size`` (bilinear;
+    ``None`` keeps the native size).
 
     Raises:
         ValueError: unreadable file.
@@ -53,7 +55,8 @@ def read_gray_456(path: Path, size: int = PAPER_SIZE) -> np.ndarray:
         low, high = float(values.min()), float(values.max())
         image = np.zeros(values.shape, np.uint8) if high <= low else np.floor(
             (values - low) * 255.0 / (high - low) + 0.5).astype(np.uint8)
-    return cv2.resize(to_gray_u8(image), (size, size))
+    gray = to_gray_u8(image)
+    return gray if size is None else cv2.resize(gray, (size, size))
 
 
 class PaperSeed:
@@ -70,19 +73,25 @@ class PaperSeed:
 
         self.net, self.info = load_model(weights or "seed", stride=stride, votes=True, dense=dense)
 
-    def __call__(self, infrared: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """Fuse; returns the gray uint8 fused image and seconds per stage (enhance, detect, blend)."""
+    def __call__(self, infrared: np.ndarray, visible: np.ndarray,
+                 size: int = PAPER_SIZE) -> tuple[np.ndarray, dict[str, float]]:
+        """Fuse a NATIVE-size gray pair at ``size``×``size``; returns the gray uint8 fused image and seconds
+        per stage (enhance, detect, blend). As the authors: both images are enhanced at their own size
+        (their ``Main_enhan.m``), then every image is resized to ``size``×``size``; detection runs on the
+        enhanced visible vs the original infrared, blending on the two enhanced images."""
         import torch
 
         from ivif_ros.core import enhance, seed_mode
 
         seconds: dict[str, float] = {}
         start = time.perf_counter()
-        vis_enh = np.floor(enhance.enhance_luminance(visible.astype(np.float32)) + 0.5)
-        ir_enh = np.floor(enhance.minmax_to_255(infrared) + 0.5)
+        square = (size, size)
+        vis_enh = np.floor(cv2.resize(enhance.enhance_luminance(visible.astype(np.float32)), square) + 0.5)
+        ir_enh = np.floor(cv2.resize(enhance.minmax_to_255(infrared), square) + 0.5)
+        ir_original = cv2.resize(infrared, square).astype(np.float32)
         seconds["enhance"] = time.perf_counter() - start
         start = time.perf_counter()
-        pair = torch.from_numpy(np.stack([vis_enh, infrared.astype(np.float32)])[None].astype(np.float32) / 255.0)
+        pair = torch.from_numpy(np.stack([vis_enh, ir_original])[None].astype(np.float32) / 255.0)
         with torch.no_grad():
             votes = self.net(pair)[0, 0].numpy()
         seconds["detect"] = time.perf_counter() - start
@@ -147,7 +156,8 @@ def run_paper(args: argparse.Namespace) -> int:
         datasets.append(folder.resolve().name)
         for name, ir_path, vis_path in pairs[:limit]:
             try:
-                infrared, visible = read_gray_456(ir_path, size), read_gray_456(vis_path, size)
+                native_ir, native_vis = read_gray_456(ir_path, None), read_gray_456(vis_path, None)
+                infrared, visible = cv2.resize(native_ir, (size, size)), cv2.resize(native_vis, (size, size))
             except ValueError as error:
                 problems.append(str(error))
                 continue
@@ -155,7 +165,7 @@ def run_paper(args: argparse.Namespace) -> int:
                 start = time.perf_counter()
                 stages: dict[str, float] = {}
                 if method == "seed":
-                    fused, stages = seed(infrared, visible)
+                    fused, stages = seed(native_ir, native_vis, size)
                 else:
                     fused = runners[method](infrared, visible)
                 seconds = time.perf_counter() - start

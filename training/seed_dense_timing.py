@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -26,8 +27,10 @@ from ivif_ros.training.paper_protocol import PAPER_SIZE, read_gray_456
 def time_dense(infrared: Path, visible: Path, weights: str | None, strip: int, threads: int) -> dict[str, float]:
     """Seconds of the shared full pass and of the exact pass (measured on a strip, scaled), and vote agreement."""
     torch.set_num_threads(threads)
-    ir, vis = read_gray_456(infrared), read_gray_456(visible)
-    vis_enh = np.floor(enhance.enhance_luminance(vis.astype(np.float32)) + 0.5)
+    square = (PAPER_SIZE, PAPER_SIZE)
+    ir = read_gray_456(infrared)
+    vis = enhance.enhance_luminance(read_gray_456(visible, None).astype(np.float32))  # enhanced at native size
+    vis_enh = np.floor(cv2.resize(vis, square) + 0.5)
     pair = torch.from_numpy(np.stack([vis_enh, ir.astype(np.float32)])[None].astype(np.float32) / 255.0)
     net, info = load_model(weights or "seed", stride=8, votes=True)
     result: dict[str, float] = {"size": PAPER_SIZE, "threads": threads, "weights_sha256": info.sha256 or ""}
