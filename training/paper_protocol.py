@@ -204,7 +204,8 @@ def _section(rows: list[dict[str, object]], datasets: list[str], methods: list[s
              args: argparse.Namespace, size: int) -> str:
     command = "ivif-eval " + " ".join(args.argv_for_report)
     lines = [SECTION, "", f"Regenerate with:\n\n```\n{command}\n```\n",
-             f"Paper protocol: sources gray (rgb2gray weights), resized to {size}×{size}; `seed` = "
+             f"Paper protocol: sources gray (rgb2gray weights), resized to {size}×{size} (`seed` enhances at native "
+             "size first, as the authors); `seed` = "
              "detection on the enhanced visible vs the original infrared (window 32, stride 8, the authors' "
              f"vote and tie rule), distance-transform blending, min–max, their SSR (sigma 300); dense pass "
              f"`{args.seed_dense}`; metrics against the {size}×{size} gray sources (MI = the real "
