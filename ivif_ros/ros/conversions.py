@@ -257,7 +257,7 @@ def compressed_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     try:
         width, height = check_dimensions(buffer, (1 << 62) if max_pixels is None else max_pixels)
     except HeaderError as exc:
-        raise ConversionError(f"compressed image ({msg.format!r}): {exc}") from None
+        raise ConversionError(f"cannot decode compressed image ({msg.format!r}): {exc}") from None
     try:
         array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
