@@ -16,8 +16,6 @@ import struct
 import threading
 import time
 import zlib
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import cv2
@@ -61,12 +59,6 @@ def jpeg_header_bomb(width: int = 65535, height: int = 65535) -> bytes:
     return b"\xff\xd8" + app0 + sof0 + bytes(range(64))
 
 
-@dataclass
-class _Output:
-    stamp_ns: int
-    arrived: float
-
-
 class Injector:
     """Publishes pairs and faults to a fusion node and records what comes back.
 
@@ -103,7 +95,7 @@ class Injector:
         self.packed = {s: self.node.create_publisher(CompressedImage, f"{s}/image_raw/compressed", qos)
                        for s in ("thermal", "rgb")}
         self._lock = threading.Lock()
-        self.outputs: list[_Output] = []
+        self.arrivals: dict[int, list[float]] = {}  # fused output stamp -> monotonic arrival times
         self.diagnostics: list[tuple[float, DiagnosticStatus]] = []
         self.debug_frames = 0
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -117,12 +109,13 @@ class Injector:
         self._thread.start()
         self.frames = [synthetic_pair(height, width, seed=5, t=0.1 * k) for k in range(8)]
         self.sent_good = 0
+        self.good_sent_at: list[tuple[int, float]] = []  # (stamp, monotonic send time) of each good pair
 
     # ---- recording ------------------------------------------------------------------------
     def _on_fused(self, msg: Image) -> None:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
-            self.outputs.append(_Output(stamp, time.monotonic()))
+            self.arrivals.setdefault(stamp, []).append(time.monotonic())
 
     def _on_debug(self, msg: Image) -> None:
         with self._lock:
@@ -138,7 +131,12 @@ class Injector:
     def outputs_for(self, stamp_ns: int, after: float = 0.0) -> int:
         """Fused outputs with this stamp that arrived after `after` (monotonic time)."""
         with self._lock:
-            return sum(1 for o in self.outputs if o.stamp_ns == stamp_ns and o.arrived >= after)
+            return sum(1 for arrived in self.arrivals.get(stamp_ns, ()) if arrived >= after)
+
+    def first_arrival(self, stamp_ns: int, after: float) -> float | None:
+        """Monotonic time the first output with this stamp arrived after `after`, or None."""
+        with self._lock:
+            return next((arrived for arrived in self.arrivals.get(stamp_ns, ()) if arrived >= after), None)
 
     def latest_status(self, after: float = 0.0) -> tuple[str, str, dict[str, str]] | None:
         """(level, message, values) of the newest fusion status received after `after`."""
@@ -208,6 +206,7 @@ class Injector:
         stamp = self.next_stamp()
         sent = self.publish(*self.good_messages(stamp))
         self.sent_good += 1
+        self.good_sent_at.append((stamp, sent))
         if not wait:
             return True
         return self.wait_for(lambda: self.outputs_for(stamp, sent) > 0, timeout)
@@ -356,15 +355,22 @@ def _random_parameter(rng: random.Random) -> Parameter:
     return Parameter(name, value=rng.choice(values))
 
 
-DEFAULTS_AFTER_BURST = [
-    Parameter("visible_enhance", value=0.0), Parameter("thermal_enhance", value=0.0),
-    Parameter("weight_temperature", value=1.0), Parameter("detail_gain", value=1.0),
-    Parameter("output_stretch", value=0.5), Parameter("smoothing_radius", value=8),
-    Parameter("base_radius", value=8), Parameter("thermal_percentiles", value=[0.5, 99.5]),
-    Parameter("thermal_stretch", value="auto"), Parameter("mode", value="default"),
-    Parameter("slop", value=0.02), Parameter("homography", value=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
-    Parameter("publish_debug", value=False),
-]
+BURST_PARAMETERS = ("visible_enhance", "thermal_enhance", "weight_temperature", "detail_gain", "output_stretch",
+                    "smoothing_radius", "base_radius", "thermal_percentiles", "thermal_stretch", "mode", "slop",
+                    "homography", "publish_debug")
+
+
+def default_parameters(names: tuple[str, ...] = BURST_PARAMETERS) -> list[Parameter]:
+    """The node's default values of `names` (FusionConfig and node parameter defaults)."""
+    from ivif_ros.core.pipeline import FusionConfig
+    from ivif_ros.ros.fusion_node import NODE_PARAMETERS
+
+    config = FusionConfig()
+    result = []
+    for name in names:
+        value = NODE_PARAMETERS[name][0] if name in NODE_PARAMETERS else getattr(config, name)
+        result.append(Parameter(name, value=[float(v) for v in value] if isinstance(value, tuple) else value))
+    return result
 
 
 def fault_parameter_burst(injector: Injector, count: int = 100, seed: int = 0) -> None:
@@ -380,7 +386,7 @@ def fault_parameter_burst(injector: Injector, count: int = 100, seed: int = 0) -
             injector.send_good(wait=False)
         time.sleep(0.005)
     injector.wait_for(lambda: all(f.done() for f in futures), 30.0)
-    for parameter in DEFAULTS_AFTER_BURST:  # one at a time: a refused one must not block the others
+    for parameter in default_parameters():  # one at a time: a refused one must not block the others
         injector.set_parameters([parameter])
 
 
@@ -449,11 +455,3 @@ COMPRESSED_FAULTS: dict[str, Callable[[Injector], None]] = {
 }
 FAULTS: dict[str, Callable[[Injector], None]] = {**RAW_FAULTS, **COMPRESSED_FAULTS}
 
-
-def outputs_by_stamp(injector: Injector) -> dict[int, int]:
-    """How many fused outputs each stamp produced."""
-    counts: dict[int, int] = defaultdict(int)
-    with injector._lock:
-        for output in injector.outputs:
-            counts[output.stamp_ns] += 1
-    return dict(counts)

@@ -49,8 +49,8 @@ STREAMS = ("thermal", "rgb")
 # duplicate); an unexpected exception counts as ``error_<ExceptionClass>``.
 DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "no_subscribers", "transport_lost")
 TRANSPORT_LOST_HINT = (
-    "messages lost in DDS transport: give this node and the camera drivers the large-image profile "
-    "config/fastdds_large_images.xml (FASTDDS_DEFAULT_PROFILES_FILE), see docs/ros_node.md"
+    "lost in DDS transport: give this node and the camera drivers the large-image profile "
+    "config/fastdds_large_images.xml (FASTDDS_DEFAULT_PROFILES_FILE); see docs/ros_node.md"
 )
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 
@@ -319,7 +319,7 @@ class FusionNode(Node):
         self._stats.record_drop("transport_lost", lost)
         if not self._transport_lost_logged:
             self._transport_lost_logged = True
-            self.get_logger().warning(f"{stream}: {lost} {TRANSPORT_LOST_HINT}")
+            self.get_logger().warning(f"{stream}: {lost} message(s) {TRANSPORT_LOST_HINT}")
 
     def _on_image(self, stream: str, msg: Image) -> None:
         try:
@@ -534,7 +534,7 @@ class FusionNode(Node):
         if self._worker_restarts:
             info["worker_last_error"] = self._worker_error
         if snapshot.drops.get("transport_lost"):
-            info["transport_lost_hint"] = TRANSPORT_LOST_HINT
+            info["transport_lost_hint"] = f"messages {TRANSPORT_LOST_HINT}"
         status = to_diagnostic_status(
             f"{self.get_name()}: fusion", self.get_fully_qualified_name(), snapshot, info,
             self._health_errors(snapshot),
