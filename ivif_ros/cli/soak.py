@@ -88,7 +88,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     profile_text = f"{profile} (node and publisher)" if profile else "none (Fast DDS defaults)"
     log_path = out / "fusion_node.log"
     command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args",
-               "-p", f"warmup_size:=[{args.width}, {args.height}]", "-p", "qos_depth:=5"]
+               "-p", f"warmup_size:=[{args.width}, {args.height}]"]
     with open(log_path, "w") as log:
         node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"fusion_node pid {node.pid}, domain {domain_id}, DDS profile: {profile_text}, log {log_path}", flush=True)
