@@ -98,8 +98,9 @@ def image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     Args:
         msg: any object with ``height``, ``width``, ``encoding``, ``step``, ``is_bigendian`` and
             ``data`` (rclpy ``sensor_msgs.msg.Image``, a rosbags Image, ...).
-        max_pixels: refuse ``width * height`` above this before touching the data (None = no limit
-            beyond the 1 GiB frame cap).
+        max_pixels: refuse ``width * height`` above this, and a ``step`` padded beyond
+            max(2 × row, row + 256 bytes), before touching the data (None = no limit beyond the
+            1 GiB frame cap).
 
     Returns:
         A view on ``msg.data`` when the byte order is native (may be read-only, keep ``msg``
@@ -125,6 +126,8 @@ def image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
         raise ConversionError(
             f"step {step} is smaller than width {width} x {pixel_bytes} bytes/pixel = {row_bytes}"
         )
+    if max_pixels is not None and step > max(2 * row_bytes, row_bytes + 256):
+        raise ConversionError(f"step {step} is far beyond a row of {row_bytes} bytes (padding limit with max_pixels)")
     expected = step * height
     if expected > _MAX_FRAME_BYTES:
         raise ConversionError(f"image {width}x{height} step {step} claims {expected} bytes, over the limit")

@@ -73,6 +73,9 @@ def test_raw_frame_over_max_pixels_is_refused_before_reading_data() -> None:
     assert image_to_array(msg, max_pixels=12_000).shape == (100, 120)
     with pytest.raises(ConversionError, match="max_pixels"):
         image_to_array(msg, max_pixels=11_999)
+    padded = Image(height=100, width=120, encoding="mono8", step=120 + 10_000, data=bytes(100 * 10_120))
+    with pytest.raises(ConversionError, match="padding"):
+        image_to_array(padded, max_pixels=MAX_PIXELS)
     claim = Image(height=1 << 20, width=1 << 20, encoding="rgb8", step=3 << 20, data=bytes(16))
     with pytest.raises(ConversionError, match="max_pixels"):
         image_to_array(claim, max_pixels=MAX_PIXELS)
