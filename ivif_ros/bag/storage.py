@@ -149,8 +149,8 @@ def staged_outputs(outputs: Sequence[Path | str], *, overwrite: bool = False) ->
         stage.mkdir()
         stages.append(stage)
     try:
-        yield [stage / final.name for stage, final in zip(stages, finals)]
-        for stage, final in zip(stages, finals):
+        yield [stage / final.name for stage, final in zip(stages, finals, strict=True)]
+        for stage, final in zip(stages, finals, strict=True):
             if final.exists() or final.is_symlink():
                 _remove(final)
             os.replace(stage / final.name, final)

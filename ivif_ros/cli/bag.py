@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "topics" in args:
         args["topics"] = tuple(args["topics"])
     writes_files = command in (command_make, command_fuse)
-    handled = (signal.SIGINT, signal.SIGTERM) if writes_files and threading.current_thread() is threading.main_thread() else ()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handled = (signal.SIGINT, signal.SIGTERM) if writes_files and in_main_thread else ()
     previous = {signum: signal.signal(signum, _raise_signalled) for signum in handled}
     try:
         return command(**args)

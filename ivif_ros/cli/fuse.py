@@ -92,8 +92,10 @@ def fuse_command(
         return 2
     out_dir = Path(out)
     for folder in _input_folders(ir, vis):
-        if out_dir.resolve() == folder or out_dir.resolve().is_relative_to(folder) or folder.is_relative_to(out_dir.resolve()):
-            print(f"ivif-fuse: --out {out} overlaps the input folder {folder}; choose an output outside it", file=sys.stderr)
+        resolved = out_dir.resolve()
+        if resolved.is_relative_to(folder) or folder.is_relative_to(resolved):
+            print(f"ivif-fuse: --out {out} overlaps the input folder {folder}; choose an output outside it",
+                  file=sys.stderr)
             return 2
     existing = [out_dir / kind / f"{name}.png" for name, _, _ in pairs for kind in ("fused", "weights")]
     existing = [path for path in existing if path.exists()]

@@ -140,7 +140,8 @@ def to_diagnostic_status(
     """Build a ``diagnostic_msgs/DiagnosticStatus``.
 
     Level ERROR when `errors` is not empty (message: the errors), else WARN when an input stream
-    is silent or nothing was published while inputs arrive, OK otherwise. Keys: ``<stream>_rate_hz``, ``output_rate_hz``, ``outputs``,
+    is silent or nothing was published while inputs arrive, OK otherwise.
+    Keys: ``<stream>_rate_hz``, ``output_rate_hz``, ``outputs``,
     ``pair_latency_ms_p50/p99``, ``processing_ms_p50/p99``, ``pair_stamp_gap_ms_p50/p99``,
     ``drops_<reason>``, ``drops_total`` and every entry of `info` (backend, device, model...).
 

@@ -208,7 +208,8 @@ class FusionNode(Node):
                             if self._param("qos_reliability") == "best_effort" else ReliabilityPolicy.RELIABLE)
         if self._param("qos_reliability") == "auto":
             self.create_timer(1.0, self._guarded("qos follow timer", self._follow_publisher_reliability))
-        self.create_timer(self._param("diagnostics_period"), self._guarded("diagnostics timer", self._publish_diagnostics))
+        diagnostics_timer = self._guarded("diagnostics timer", self._publish_diagnostics)
+        self.create_timer(self._param("diagnostics_period"), diagnostics_timer)
         self.add_on_set_parameters_callback(self._guarded_parameters(self._on_set_parameters))
 
         self._wake = threading.Event()
@@ -408,7 +409,9 @@ class FusionNode(Node):
         self._worker_restarts += 1
         self._last_restart = time.monotonic()
         reason = self._worker_error or "ended without an exception"
-        self.get_logger().error(f"fusion worker thread died ({reason}); restarting it (restart {self._worker_restarts})")
+        self.get_logger().error(
+            f"fusion worker thread died ({reason}); restarting it (restart {self._worker_restarts})"
+        )
         self._worker = self._start_worker()
         self._wake.set()
 

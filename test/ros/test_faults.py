@@ -21,6 +21,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.ros.faults import COMPRESSED_FAULTS, RAW_FAULTS, Injector, fault_size_mismatch
 from ros_test_helpers import start_node, stop_process
 
@@ -150,6 +151,21 @@ def test_parameter_burst_while_streaming(raw_node: RunningNode) -> None:
 
 def test_wrong_length_parameter(raw_node: RunningNode) -> None:
     RAW_FAULTS["wrong_length_parameter"](raw_node.injector)
+    _assert_alive_and_fusing(raw_node)
+
+
+def test_pairs_arriving_during_a_size_change_are_all_fused(raw_node: RunningNode) -> None:
+    """The first pair of a new size is slow; the pairs queued meanwhile are fused in order, not dropped."""
+    injector = raw_node.injector
+    frames = [synthetic_pair(256, 320, seed=9, t=0.1 * k) for k in range(6)]
+    sent = []
+    for thermal, visible in frames:
+        stamp = injector.next_stamp()
+        sent.append((stamp, injector.publish(injector.message("thermal", thermal, "mono8", stamp),
+                                             injector.message("rgb", visible, "bgr8", stamp))))
+        time.sleep(0.01)
+    fused = lambda: [stamp for stamp, at in sent if injector.outputs_for(stamp, at)]  # noqa: E731
+    assert injector.wait_for(lambda: len(fused()) == len(sent), 20), (len(fused()), _fresh_status(raw_node))
     _assert_alive_and_fusing(raw_node)
 
 
