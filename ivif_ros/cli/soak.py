@@ -87,12 +87,14 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             env[name] = os.environ[name] = str(profile)
     profile_text = f"{profile} (node and publisher)" if profile else "none (Fast DDS defaults)"
     log_path = out / "fusion_node.log"
-    command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args",
+    namespace = f"/soak_{os.getpid()}"  # other nodes in the same domain cannot interfere
+    command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args", "-r", f"__ns:={namespace}",
                "-p", f"warmup_size:=[{args.width}, {args.height}]"]
     with open(log_path, "w") as log:
         node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"fusion_node pid {node.pid}, domain {domain_id}, DDS profile: {profile_text}, log {log_path}", flush=True)
-    injector = Injector(domain_id, args.height, args.width, period_s=1.0 / args.rate, best_effort=args.best_effort)
+    injector = Injector(domain_id, args.height, args.width, period_s=1.0 / args.rate, best_effort=args.best_effort,
+                        namespace=namespace)
     faults = [name for name in RAW_FAULTS if name not in args.skip_faults]
     injected: list[str] = []
     rss_samples: list[float] = []

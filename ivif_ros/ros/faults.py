@@ -68,7 +68,9 @@ class Injector:
         thermal_transport, rgb_transport: ``raw`` or ``compressed`` (PNG), as the node subscribes.
         period_s: stamp step between good pairs.
         best_effort: publish best effort instead of reliable.
-        node_name: the fusion node (parameter services).
+        namespace: namespace of the fusion node (``-r __ns:=...``); the injector publishes and
+            listens in it and keeps only that node's /diagnostics, so other nodes in the same DDS
+            domain do not interfere.
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class Injector:
         rgb_transport: str = "raw",
         period_s: float = 0.1,
         best_effort: bool = False,
-        node_name: str = "/fusion_node",
+        namespace: str = "",
     ) -> None:
         self.height, self.width = height, width
         self.compressed = {"thermal": thermal_transport == "compressed", "rgb": rgb_transport == "compressed"}
@@ -88,7 +90,8 @@ class Injector:
         self.clock_ns = START_NS
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("fault_injector", context=self.context)
+        self.node = rclpy.create_node("fault_injector", namespace=namespace or None, context=self.context)
+        self.node_name = f"{namespace.rstrip('/')}/fusion_node" if namespace else "/fusion_node"
         reliability = ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability)
         self.raw = {s: self.node.create_publisher(Image, f"{s}/image_raw", qos) for s in ("thermal", "rgb")}
@@ -102,7 +105,7 @@ class Injector:
         self.node.create_subscription(Image, "fused/image", self._on_fused, out_qos)
         self.node.create_subscription(Image, "debug/side_by_side", self._on_debug, out_qos)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
-        self.parameters = AsyncParameterClient(self.node, node_name)
+        self.parameters = AsyncParameterClient(self.node, self.node_name)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -124,7 +127,7 @@ class Injector:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self._lock:
             for status in msg.status:
-                if status.name.endswith(": fusion"):
+                if status.name.endswith(": fusion") and status.hardware_id == self.node_name:
                     self.diagnostics.append((time.monotonic(), status))
             del self.diagnostics[:-200]
 

@@ -173,6 +173,9 @@ class FusionNode(Node):
         self._max_pixels = config.max_pixels
         self._warm_sizes: set[tuple[int, int]] = set()
         self._catching_up = False
+        self._catch_up_requests = 0  # incremented by callbacks on frames of a size not warmed yet
+        self._catch_up_seen = 0
+        self._catch_up_left = 0
         self._warm_up(self._param("warmup_size"))
         self.get_logger().info(
             f"fusion pipeline ready: mode={config.mode} backend={self._pipeline_info.get('backend')} "
@@ -348,6 +351,8 @@ class FusionNode(Node):
             self._count_exception(f"{stream} callback", exc)
 
     def _queue(self, stream: str, header: Any, array: np.ndarray, encoding: str) -> None:
+        if stream == "rgb" and array.shape[:2] not in self._warm_sizes:
+            self._catch_up_requests += 1  # a new frame size: its first pair is slow, keep every pair queued meanwhile
         self._sync.add(STREAMS.index(stream), _stamp_ns(header), (array, encoding, header))
         self._wake.set()
 
@@ -433,12 +438,17 @@ class FusionNode(Node):
         self.get_logger().info(f"pipeline warmed at {width}x{height} in {time.perf_counter() - start:.2f} s")
 
     def _next_pair(self) -> SyncedPair | None:
-        """The newest ready pair; after a slow first frame of a new size, every queued pair in order."""
-        if self._catching_up:
+        """The newest ready pair; around a frame of a new (slow) size, every queued pair in order."""
+        requested = self._catch_up_requests
+        if self._catching_up or requested != self._catch_up_seen:
+            if not self._catching_up:  # at most what the queues held: a node slower than the cameras goes back to latest
+                self._catching_up, self._catch_up_left = True, 2 * self._param("queue_size")
             pair = self._sync.pop_oldest()
-            if pair is not None:
-                return pair
-            self._catching_up = False
+            self._catch_up_left -= 1
+            if (pair is None and requested == self._catch_up_requests) or self._catch_up_left <= 0:
+                self._catching_up = False
+                self._catch_up_seen = requested
+            return pair
         return self._sync.pop_latest()
 
     def _work(self) -> None:
@@ -483,7 +493,7 @@ class FusionNode(Node):
             result = self._pipeline(thermal, visible)
             if visible.shape[:2] not in self._warm_sizes:  # pairs queued during this first (slow) call
                 self._warm_sizes.add(visible.shape[:2])
-                self._catching_up = True
+                self._catch_up_requests += 1
         except FusionInputError as exc:
             reason = "size_mismatch" if isinstance(exc, SizeMismatchError) else "bad_data"
             self._drop(reason, str(exc))

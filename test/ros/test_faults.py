@@ -25,7 +25,8 @@ from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.ros.faults import COMPRESSED_FAULTS, RAW_FAULTS, Injector, fault_size_mismatch
 from ros_test_helpers import start_node, stop_process
 
-SMALL = ["-p", "warmup_size:=[160, 128]", "-p", "diagnostics_period:=0.3"]
+# Reader depth 10: a fault is a burst of messages, which keep-last 2 would partly overwrite unseen.
+SMALL = ["-p", "warmup_size:=[160, 128]", "-p", "diagnostics_period:=0.3", "-p", "qos_depth:=10"]
 
 
 class RunningNode(NamedTuple):
@@ -34,9 +35,15 @@ class RunningNode(NamedTuple):
     log: Path
 
 
+def _namespace() -> str:
+    """A namespace of its own, so nodes of other test runs in the same DDS domain cannot interfere."""
+    return f"/faults_{os.getpid()}_{random.randrange(1 << 30)}"
+
+
 def _running_node(domain: int, log: Path, ros_args: list[str], **injector_options: str) -> Iterator[RunningNode]:
-    process = start_node(domain, log, [*SMALL, *ros_args])
-    injector = Injector(domain, **injector_options)
+    namespace = _namespace()
+    process = start_node(domain, log, [*SMALL, "-r", f"__ns:={namespace}", *ros_args])
+    injector = Injector(domain, namespace=namespace, **injector_options)
     try:
         assert injector.wait_ready(90, alive=lambda: process.poll() is None), log.read_text()
         yield RunningNode(process, injector, log)
@@ -127,8 +134,11 @@ def test_out_of_order_pair_is_counted(raw_node: RunningNode) -> None:
 
     before = late()
     RAW_FAULTS["out_of_order"](raw_node.injector)
+    first = raw_node.injector.clock_ns - raw_node.injector.period_ns
     _assert_alive_and_fusing(raw_node)
-    assert raw_node.injector.wait_for(lambda: late() >= before + 1, 10), (before, raw_node.injector.latest_status())
+    assert raw_node.injector.wait_for(lambda: late() >= before + 1, 10), str(
+        (before, raw_node.injector.outputs_for(first), raw_node.injector.outputs_for(first + raw_node.injector.period_ns),
+         {k: v for k, v in _fresh_status(raw_node)[2].items() if k.startswith(("drops", "sync", "worker"))}))
 
 
 def test_stamps_jumping_back_do_not_block_the_following_pairs(raw_node: RunningNode) -> None:
@@ -165,7 +175,7 @@ def test_pairs_arriving_during_a_size_change_are_all_fused(raw_node: RunningNode
                                              injector.message("rgb", visible, "bgr8", stamp))))
         time.sleep(0.01)
     fused = lambda: [stamp for stamp, at in sent if injector.outputs_for(stamp, at)]  # noqa: E731
-    assert injector.wait_for(lambda: len(fused()) == len(sent), 20), (len(fused()), _fresh_status(raw_node))
+    assert injector.wait_for(lambda: len(fused()) == len(sent), 20), str((len(fused()), _fresh_status(raw_node)[2]))
     _assert_alive_and_fusing(raw_node)
 
 
@@ -203,16 +213,18 @@ def test_watchdog_restarts_a_dead_worker_and_reports_error(domain_id: int) -> No
     from ivif_ros.ros.fusion_node import FusionNode
 
     domain = domain_id + 2
+    namespace = _namespace()
     context = Context()
     rclpy.init(context=context, domain_id=domain)
-    node = FusionNode(context=context, parameter_overrides=[
+    node = FusionNode(context=context, namespace=namespace, parameter_overrides=[
         Parameter("warmup_size", value=[160, 128]), Parameter("diagnostics_period", value=0.3),
+        Parameter("qos_depth", value=10),
     ])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    injector = Injector(domain)
+    injector = Injector(domain, namespace=namespace)
     try:
         assert injector.wait_ready(30)
         assert not injector.fuses_next(1)
