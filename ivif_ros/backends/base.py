@@ -1,7 +1,8 @@
 """The detector backend interface and its registry.
 
-A backend runs a detector's dense ``forward``: float32 (1, 2, H, W) pairs in 0..1 → float32
-(1, 1, nh, nw) window scores (log-odds that channel 0, the visible image, is the sharper one).
+A backend runs a detector's dense ``forward``: float32 (N, 2, H, W) pairs in 0..1 → float32
+(N, 1, nh, nw) window scores (log-odds that channel 0, the visible image, is the sharper one);
+N = 1 for a frame, N = B on the batched offline path.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class DetectorBackend(abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, pair: np.ndarray) -> np.ndarray:
-        """Score a (1, 2, H, W) float32 pair; returns (1, 1, nh, nw) float32."""
+        """Score an (N, 2, H, W) float32 pair batch; returns (N, 1, nh, nw) float32."""
 
     def describe(self) -> dict[str, str]:
         """Short facts for logs and diagnostics."""
@@ -48,10 +49,10 @@ class DetectorBackend(abc.ABC):
         override it so the CUDA-resident pipeline never leaves the GPU.
 
         Args:
-            pair: float tensor (1, 2, H, W) in 0..1.
+            pair: float tensor (N, 2, H, W) in 0..1.
 
         Returns:
-            float32 tensor (1, 1, nh, nw) on ``pair.device``.
+            float32 tensor (N, 1, nh, nw) on ``pair.device``.
         """
         import torch
 
@@ -154,9 +155,15 @@ def create_backend(name: str, model, device: str = "auto", **options) -> Detecto
                 continue
             reason = _AVAILABILITY[candidate](candidate_device)
             if reason is None:
-                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, "; ".join(reasons) or "first choice")
                 factory = _REGISTRY[candidate]
-                return factory(model, device=candidate_device, **_accepted_options(factory, options))
+                try:
+                    backend = factory(model, device=candidate_device, **_accepted_options(factory, options))
+                except BackendError as error:  # e.g. a TensorRT build failure: try the next candidate
+                    LOGGER.warning("backend auto: %s failed (%s); trying the next candidate", label, error)
+                    reasons.append(f"{label}: failed: {error}")
+                    continue
+                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, "; ".join(reasons) or "first choice")
+                return backend
             reasons.append(f"{label}: {reason}")
         raise BackendError("no usable backend: " + "; ".join(reasons))
     if name not in _REGISTRY:

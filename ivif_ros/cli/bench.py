@@ -28,6 +28,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ivif_ros.cli.options import add_set_argument
+
 __all__ = ["main", "bench_command", "parse_variant", "parse_size", "machine_info", "summarize"]
 
 STAGES = ("msg_in", "prepare", "enhance", "detect", "weights", "fuse", "msg_out")
@@ -90,19 +92,6 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
             parsed = bool(parsed)
         options[key.strip()] = parsed
     return name.strip(), options
-
-
-def _config_overrides(items: Sequence[str]) -> dict[str, Any]:
-    from ivif_ros.core.pipeline import FusionConfig
-
-    names = {f.name for f in dataclasses.fields(FusionConfig)}
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise ValueError(f"--set needs FIELD=VALUE with a FusionConfig field, got {item!r}")
-        overrides[key] = _parse_value(value)
-    return overrides
 
 
 def _cpu_model() -> str:
@@ -194,9 +183,9 @@ def _load_pairs(size: tuple[int, int], data: Sequence[str] | None, count: int) -
         from ivif_ros.core.synthetic import synthetic_sequence
 
         return synthetic_sequence(count, height, width)
-    from ivif_ros.core.io import find_pairs, read_image
+    from ivif_ros.data import find_pairs, read_image
 
-    found, _ = find_pairs(data[0], data[1])
+    found, _ = find_pairs(ir=data[0], vis=data[1])
     if not found:
         raise ValueError(f"no matching pairs under {data[0]} and {data[1]}")
     pairs = []
@@ -224,12 +213,11 @@ def _encoding(array: np.ndarray) -> str:
     return {np.dtype(np.uint8): "mono8", np.dtype(np.uint16): "mono16", np.dtype(np.float32): "32FC1"}[array.dtype]
 
 
-def _make_pipeline(config, model, name: str, options: dict, device: str, gpu_pipeline: bool):
+def _make_pipeline(config, choice, use_torch: bool):
     """A ``FusionPipeline`` whose default-mode detector is the requested backend variant."""
-    from ivif_ros.core.pipeline import FusionPipeline
+    from ivif_ros.backends.choice import create_pipeline
 
-    return FusionPipeline(config, model=model, backend=name, device=device,
-                          gpu_pipeline=True if gpu_pipeline else None, backend_options=options)
+    return create_pipeline(config, choice, use_torch=True if use_torch else None)
 
 
 def _bench_pipeline(pipeline, pairs, runs: int, warmup: int, msg_fns) -> dict[str, Any]:
@@ -264,6 +252,29 @@ def _bench_pipeline(pipeline, pairs, runs: int, warmup: int, msg_fns) -> dict[st
     return {"stages": stats, "pairs_per_s": 1000.0 / stats["total"]["median"], "peak_rss_mb": _peak_rss_mb()}
 
 
+def _bench_batched(pipeline, pairs, batch: int, runs: int, warmup: int) -> dict[str, Any]:
+    """The offline path: ``fuse_batches`` over ``warmup + runs`` batches of ``batch`` pairs.
+
+    Stage times are each pair's share; ``total`` is the time between consecutive batches coming
+    out (double-buffered on CUDA, so it includes the overlap), per batch; pairs/s = batch / total.
+    """
+    groups = [[pairs[(start + k) % len(pairs)] for k in range(batch)] for start in range(0, (warmup + runs) * batch, batch)]
+    samples: dict[str, list[float]] = {stage: [] for stage in ("prepare", "enhance", "detect", "weights", "fuse")}
+    samples["total"] = []
+    _reset_peak_rss()
+    start = time.perf_counter()
+    for index, results in enumerate(pipeline.fuse_batches(groups)):
+        now = time.perf_counter()
+        if index >= warmup:
+            samples["total"].append((now - start) * 1e3)
+            for stage in samples:
+                if stage != "total":
+                    samples[stage].append(float(results[0].timings.get(stage, 0.0)))
+        start = now
+    stats = {stage: summarize(values) for stage, values in samples.items() if values}
+    return {"stages": stats, "pairs_per_s": 1000.0 * batch / stats["total"]["median"], "peak_rss_mb": _peak_rss_mb()}
+
+
 def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[str, Any]:
     times = []
     for index in range(warmup + runs):
@@ -272,16 +283,7 @@ def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[s
         if index >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
     stats = summarize(times)
-    return {"ms": stats, "pairs_per_s": 1000.0 / stats["median"]}
-
-
-def _detector_input(size: tuple[int, int], scale: float, window: int = 32) -> tuple[int, int]:
-    """Detector input (H, W) of the default mode for a frame of ``size`` (as FusionPipeline._detect)."""
-    height, width = size
-    scale = max(scale, window / min(height, width))
-    if abs(scale - 1.0) <= 1e-6:
-        return height, width
-    return max(window, round(height * scale)), max(window, round(width * scale))
+    return {"ms": stats, "pairs_per_s": 1000.0 * len(pair) / stats["median"]}
 
 
 def _cuda_peak_mb(device: str) -> float | None:
@@ -297,6 +299,30 @@ def _reset_cuda_peak(device: str) -> None:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, (RuntimeError, ValueError)) else f"{type(error).__name__}: {text}"
+
+
+class _ReportWriter:
+    """Rewrites ``bench.json`` and ``bench.md`` (atomically) after every finished row, so a backend
+    that kills the process still leaves the rows measured before it."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, report: dict[str, Any]) -> str:
+        markdown = render_markdown(report)
+        if self.folder is not None:
+            for name, text in (("bench.json", json.dumps(report, indent=1, default=str)), ("bench.md", markdown)):
+                tmp = self.folder / f".{name}.tmp"
+                tmp.write_text(text)
+                os.replace(tmp, self.folder / name)
+        return markdown
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -318,18 +344,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Full pipeline (median ms; p95 in parentheses)",
         "",
-        "| size | backend | " + " | ".join(STAGES) + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
-        "|" + "---|" * (len(STAGES) + 6),
+        "Batch > 1 rows are the offline batched path (`fuse_batches`): stages are each pair's share,",
+        "total is per batch; pairs/s counts every pair.",
+        "",
+        "| size | backend | batch | " + " | ".join(STAGES) + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
+        "|" + "---|" * (len(STAGES) + 7),
     ]
     for row in report["pipeline"]:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row['variant']} | skipped: {row['error']} |")
+            lines.append(f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} |")
             continue
         stages = row["stages"]
         cells = [f"{_fmt(stages[s]['median'], 2)} ({_fmt(stages[s]['p95'], 2)})" if s in stages else "–" for s in STAGES]
         total = stages["total"]
         lines.append(
-            f"| {row['size']} | {row['variant']} | " + " | ".join(cells)
+            f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | " + " | ".join(cells)
             + f" | {_fmt(total['median'])} ({_fmt(total['p95'])}) | **{_fmt(row['pairs_per_s'])}** | "
             + f"{_fmt(row['peak_rss_mb'], 0)} | {row['load_before'][0]:.2f}→{row['load_after'][0]:.2f} |"
         )
@@ -337,16 +366,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Detector alone (at the pipeline's detector input size)",
         "",
-        "| size | detector input | backend | settings | median ms | p95 ms | pairs/s | load avg 1m |",
-        "|---|---|---|---|---|---|---|---|",
+        "| size | detector input | backend | batch | settings | median ms per call | p95 ms | pairs/s | load avg 1m |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["detector"]:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row.get('input', '')} | {row['variant']} | skipped: {row['error']} | | | | |")
+            lines.append(
+                f"| {row['size']} | {row.get('input', '')} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} | | | | |"
+            )
             continue
         settings = ", ".join(f"{k}={v}" for k, v in row["describe"].items() if k not in ("backend", "onnx", "engine"))
         lines.append(
-            f"| {row['size']} | {row['input']} | {row['variant']} | {settings} | {_fmt(row['ms']['median'], 2)} | "
+            f"| {row['size']} | {row['input']} | {row['variant']} | {row.get('batch', 1)} | {settings} | {_fmt(row['ms']['median'], 2)} | "
             f"{_fmt(row['ms']['p95'], 2)} | **{_fmt(row['pairs_per_s'])}** | {row['load_before'][0]:.2f} |"
         )
     for note in report.get("notes", []):
@@ -365,10 +396,11 @@ def bench_command(
     data: Sequence[str] | None = None,
     out: str | None = None,
     overrides: Sequence[str] = (),
-    gpu_pipeline: bool = False,
+    use_torch: bool = False,
     skip_pipeline: bool = False,
     skip_detector: bool = False,
     quiet: bool = False,
+    batches: Sequence[int] = (1,),
 ) -> int:
     """Run the benchmark; see the module docstring.
 
@@ -383,29 +415,40 @@ def bench_command(
         data: optional (ir, vis) files/folders of real pairs, resized to each size.
         out: folder for ``bench.json`` and ``bench.md``.
         overrides: ``FIELD=VALUE`` FusionConfig overrides (e.g. ``detector_scale=0.25``).
-        gpu_pipeline: force the torch (CUDA-resident) pipeline path, also on CPU.
+        use_torch: run the default mode with the torch primitives also on the CPU (on CUDA they are used anyway).
         skip_pipeline: only time the detectors.
         skip_detector: only time the pipeline.
         quiet: no table on stdout.
+        batches: pairs per call; each gives its own rows (1 = the single-pair path a node takes).
 
     Returns:
-        0 on success (skipped variants are reported, not errors), 2 on a usage error.
+        0 on success (skipped variants are reported, not errors), 2 on a usage error; other
+        failures raise.
     """
     import torch
 
-    from ivif_ros.backends import BackendError, create_backend
-    from ivif_ros.core.pipeline import FusionConfig
+    from ivif_ros.backends import create_backend
+    from ivif_ros.backends.choice import DetectorChoice
+    from ivif_ros.core.pipeline import FusionConfig, detector_input_size
+    from ivif_ros.core.settings import parse_assignments
     from ivif_ros.models import load_model
 
     try:
         frame_sizes = [parse_size(s) for s in sizes]
         variant_texts = list(variants or (CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS))
         parsed = [parse_variant(v) for v in variant_texts]
-        config_overrides = _config_overrides(overrides)
+        choices = [DetectorChoice(backend=name, device=device, model=model or "", options=options)
+                   for name, options in parsed]
+        for choice in choices:
+            choice.validate()
+        config_overrides = parse_assignments(FusionConfig, overrides)
         config = FusionConfig(**config_overrides)
         config.validate()
         if runs < 1 or warmup < 0:
             raise ValueError("--runs must be >= 1 and --warmup >= 0")
+        batches = [int(b) for b in batches]
+        if not batches or min(batches) < 1:
+            raise ValueError("--batch values must be >= 1")
     except (ValueError, TypeError) as error:
         print(f"ivif-bench: {error}", file=sys.stderr)
         return 2
@@ -433,45 +476,49 @@ def bench_command(
         report["notes"].append(
             f"detector {info.name} is UNTRAINED (no shipped weights): timings are valid, weight maps are not"
         )
+    writer = _ReportWriter(Path(out) if out else None)
+    writer.write(report)
     for size in frame_sizes:
         label = f"{size[1]}x{size[0]}"
         pairs = _load_pairs(size, data, 8)
-        for text, (name, options) in zip(variant_texts, parsed):
+        for text, choice in zip(variant_texts, choices):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
-            if not skip_pipeline:
-                row: dict[str, Any] = {"size": label, "variant": text}
+            for batch in ([] if skip_pipeline else batches):
+                row: dict[str, Any] = {"size": label, "variant": text, "batch": batch}
                 try:
-                    pipeline = _make_pipeline(dataclasses.replace(config), model, name, options, device, gpu_pipeline)
+                    pipeline = _make_pipeline(dataclasses.replace(config), choice, use_torch)
                     row["describe"] = {k: str(v) for k, v in pipeline.describe().items()}
                     _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
-                    row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
+                    if batch == 1:
+                        row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
+                    else:
+                        row.update(_bench_batched(pipeline, pairs, batch, runs, warmup))
                     row["load_after"] = list(os.getloadavg())
                     row["peak_cuda_mb"] = _cuda_peak_mb(device)
-                except (BackendError, RuntimeError, TypeError) as error:
-                    row["error"] = str(error)
+                except Exception as error:  # a failing variant is a reported row, never the end of the run
+                    row["error"] = _error_text(error)
                 report["pipeline"].append(row)
-            if not skip_detector:
-                det_size = _detector_input(size, config.detector_scale)
-                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}"}
+                writer.write(report)
+            for batch in ([] if skip_detector else batches):
+                det_size, _ = detector_input_size(*size, config.detector_scale, net.window)
+                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}", "batch": batch}
                 try:
-                    backend = create_backend(name, model=net, device=device, **options)
+                    backend = create_backend(choice.backend, model=net, device=device, **choice.options)
                     row["describe"] = {k: str(v) for k, v in backend.describe().items()}
-                    pair = np.random.default_rng(0).random((1, 2, *det_size), dtype=np.float32)
+                    pair = np.random.default_rng(0).random((batch, 2, *det_size), dtype=np.float32)
+                    _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
                     row.update(_bench_detector(backend, pair, runs, warmup))
-                except (BackendError, RuntimeError, TypeError) as error:
-                    row["error"] = str(error)
+                    row["peak_cuda_mb"] = _cuda_peak_mb(device)
+                except Exception as error:
+                    row["error"] = _error_text(error)
                 report["detector"].append(row)
+                writer.write(report)
     report["machine"]["loadavg_end"] = list(os.getloadavg())
-    markdown = render_markdown(report)
+    markdown = writer.write(report)
     if not quiet:
         print(markdown)
-    if out:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "bench.json").write_text(json.dumps(report, indent=1, default=str))
-        (folder / "bench.md").write_text(markdown)
     return 0
 
 
@@ -491,11 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="detector weights (default: shipped)")
     parser.add_argument("--data", nargs=2, metavar=("IR", "VIS"), default=None, help="real pairs (files or folders)")
     parser.add_argument("--out", default=None, help="folder for bench.json and bench.md")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="FusionConfig override, repeatable (e.g. detector_scale=0.25)")
-    parser.add_argument("--gpu-pipeline", action="store_true", help="force the torch (CUDA-resident) pipeline path")
+    add_set_argument(parser)
+    parser.add_argument("--torch-ops", action="store_true",
+                        help="run the fusion stages with the torch primitives also on the CPU")
     parser.add_argument("--detector-only", action="store_true", help="time the detectors only")
     parser.add_argument("--pipeline-only", action="store_true", help="time the full pipeline only")
+    parser.add_argument("--batch", nargs="+", type=int, default=[1], metavar="B",
+                        help="pairs per call, one set of rows each (default 1; e.g. --batch 1 8)")
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
     return parser
 
@@ -506,22 +555,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return bench_command(
-        sizes=args.sizes,
-        variants=args.backends,
-        device=args.device,
-        runs=args.runs,
-        warmup=args.warmup,
-        threads=args.threads,
-        model=args.model,
-        data=args.data,
-        out=args.out,
-        overrides=args.overrides,
-        gpu_pipeline=args.gpu_pipeline,
-        skip_pipeline=args.detector_only,
-        skip_detector=args.pipeline_only,
-        quiet=args.quiet,
-    )
+    try:
+        return bench_command(
+            sizes=args.sizes,
+            variants=args.backends,
+            device=args.device,
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=args.threads,
+            model=args.model,
+            data=args.data,
+            out=args.out,
+            overrides=args.overrides,
+            use_torch=args.torch_ops,
+            skip_pipeline=args.detector_only,
+            skip_detector=args.pipeline_only,
+            batches=args.batch,
+            quiet=args.quiet,
+        )
+    except Exception as error:  # one clear line instead of a traceback; usage errors returned 2 already
+        print(f"ivif-bench: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,10 +7,14 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
+
+from ivif_ros.backends.choice import DetectorChoice, add_detector_arguments, choice_from_arguments
+from ivif_ros.core.config import FusionConfig
+from ivif_ros.core.errors import FusionInputError
+from ivif_ros.cli.options import add_set_argument, config_from_arguments
 
 __all__ = ["main", "fuse_command"]
 
@@ -31,9 +35,8 @@ def _write_png_atomically(path: Path, image) -> None:
 
 def _read_checked(path: str | Path, role: str, max_pixels: int):
     """read_image, after the PNG/JPEG header's size was checked against max_pixels (no decoding bomb)."""
-    from ivif_ros.core.errors import FusionInputError
     from ivif_ros.core.image_header import HeaderError, check_dimensions, image_dimensions
-    from ivif_ros.core.io import read_image
+    from ivif_ros.data import read_image
 
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
@@ -49,21 +52,30 @@ def _read_checked(path: str | Path, role: str, max_pixels: int):
     return read_image(path, role)
 
 
-def _input_folders(*paths: str) -> list[Path]:
-    return [Path(p).resolve() for p in paths if Path(p).is_dir()]
+def _out_problem(out_dir: Path, pairs: list, ir: str, vis: str, overwrite: bool) -> str | None:
+    """Why ``out`` must not be written: it overlaps an input folder, or outputs exist (without overwrite)."""
+    resolved = out_dir.resolve()
+    for folder in (Path(p).resolve() for p in (ir, vis) if Path(p).is_dir()):
+        if resolved.is_relative_to(folder) or folder.is_relative_to(resolved):
+            return f"--out {out_dir} overlaps the input folder {folder}; choose an output outside it"
+    existing = [out_dir / kind / f"{name}.png" for name, _, _ in pairs for kind in ("fused", "weights")]
+    existing = [path for path in existing if path.exists()]
+    if existing and not overwrite:
+        return (f"{len(existing)} output file(s) exist already under {out_dir}, e.g. {existing[0]}; "
+                "use --overwrite to replace them")
+    return None
 
 
 def fuse_command(
     ir: str,
     vis: str,
     out: str,
-    mode: str = "default",
-    backend: str = "auto",
-    model: str | None = None,
-    device: str = "auto",
+    config: FusionConfig | None = None,
+    detector: DetectorChoice | None = None,
     ir_pattern: str | None = None,
     vis_pattern: str | None = None,
     quiet: bool = False,
+    batch: int = 1,
     overwrite: bool = False,
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
@@ -71,44 +83,44 @@ def fuse_command(
     A pair that cannot be read or fused (unreadable file, an image header over ``max_pixels``,
     any decoder error) is reported in one line and the batch goes on.
 
+    Args:
+        config: fusion settings (product defaults when None); ``config.mode`` picks the mode.
+        detector: detector backend, device and weights (``auto``, shipped weights when None).
+        batch: consecutive pairs of one size fused per call (``FusionPipeline.fuse_batch``).
+        overwrite: replace existing output files (else they are refused before anything runs).
+
     Returns:
-        0 when every pair was fused, 1 when some failed (listed on stderr), 2 on a usage error
-        (no pairs, ``out`` inside an input folder, outputs that exist without ``overwrite``).
+        0 when every pair was fused, 1 on any failure (listed on stderr), 2 when ``out`` overlaps
+        an input folder or outputs exist without ``overwrite``.
     """
     from tqdm import tqdm
 
-    from ivif_ros.core import FusionConfig, FusionInputError, FusionPipeline
-    from ivif_ros.core.io import find_pairs
+    from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core.batching import fuse_in_batches
+    from ivif_ros.data import find_pairs
+
+    config = config or FusionConfig()
+    mode = config.mode
 
     try:
-        pairs, problems = find_pairs(ir, vis, ir_pattern, vis_pattern)
+        pairs, problems = find_pairs(ir=ir, vis=vis, ir_pattern=ir_pattern, vis_pattern=vis_pattern)
     except FusionInputError as error:
         print(f"ivif-fuse: {error}", file=sys.stderr)
-        return 2
+        return 1
     if not pairs:
         print(f"ivif-fuse: no matching pairs under {ir} and {vis}", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-        return 2
-    out_dir = Path(out)
-    for folder in _input_folders(ir, vis):
-        resolved = out_dir.resolve()
-        if resolved.is_relative_to(folder) or folder.is_relative_to(resolved):
-            print(f"ivif-fuse: --out {out} overlaps the input folder {folder}; choose an output outside it",
-                  file=sys.stderr)
-            return 2
-    existing = [out_dir / kind / f"{name}.png" for name, _, _ in pairs for kind in ("fused", "weights")]
-    existing = [path for path in existing if path.exists()]
-    if existing and not overwrite:
-        print(f"ivif-fuse: {len(existing)} output file(s) exist already under {out_dir}, e.g. {existing[0]}; "
-              "use --overwrite to replace them", file=sys.stderr)
+        return 1
+    problem = _out_problem(Path(out), pairs, ir, vis, overwrite)
+    if problem:
+        print(f"ivif-fuse: {problem}", file=sys.stderr)
         return 2
     try:
-        pipeline = FusionPipeline(FusionConfig(mode=mode), model=model if mode == "default" else None,
-                                  seed_model=model if mode == "seed" else None, backend=backend, device=device)
+        pipeline = create_pipeline(config, detector, uint8_weights=True)  # only weights_u8 is written
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
-        return 2
+        return 1
     facts = pipeline.describe()
     if not facts["trained"]:
         print("!" * 78 + f"\nivif-fuse: WARNING: the {mode} detector is UNTRAINED; weight maps are not meaningful."
@@ -116,19 +128,20 @@ def fuse_command(
     if not quiet:
         print(f"ivif-fuse: {len(pairs)} pair(s), mode={mode}, backend={facts['backend']} on {facts['device']}, "
               f"model={facts['model']} {facts['model_path']}")
-    if existing and not quiet:
-        print(f"ivif-fuse: replacing {len(existing)} existing output file(s) under {out_dir} (--overwrite)")
-    max_pixels = pipeline.config.max_pixels
+    out_dir = Path(out)
     failures = list(problems)
     stage_ms: dict[str, list[float]] = {}
     totals: list[float] = []
-    for name, ir_path, vis_path in tqdm(pairs, desc="fusing", unit="pair", disable=quiet):
+
+    def load(pair):
+        return _read_checked(pair[1], "ir", config.max_pixels), _read_checked(pair[2], "vis", config.max_pixels)
+
+    outcomes = fuse_in_batches(pipeline, pairs, load, max(1, batch))
+    for (name, _, _), result in tqdm(outcomes, total=len(pairs), desc="fusing", unit="pair", disable=quiet):
         try:
-            ir_image = _read_checked(ir_path, "ir", max_pixels)
-            vis_image = _read_checked(vis_path, "vis", max_pixels)
-            start = time.perf_counter()
-            result = pipeline(ir_image, vis_image)
-            totals.append((time.perf_counter() - start) * 1e3)
+            if isinstance(result, Exception):
+                raise result
+            totals.append(sum(result.timings.values()))
             _write_png_atomically(out_dir / "fused" / f"{name}.png", result.fused)
             _write_png_atomically(out_dir / "weights" / f"{name}.png", result.weights_u8())
         except (FusionInputError, OSError) as error:
@@ -136,9 +149,9 @@ def fuse_command(
             tqdm.write(f"ivif-fuse: skipped {name}: {error}", file=sys.stderr)
             continue
         except Exception as error:  # decoder (cv2.error) or backend failure: one line, go on
-            message = " ".join(str(error).split())
-            failures.append(f"{name}: {type(error).__name__}: {message}")
-            tqdm.write(f"ivif-fuse: skipped {name}: {type(error).__name__}: {message}", file=sys.stderr)
+            message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            failures.append(f"{name}: {message}")
+            tqdm.write(f"ivif-fuse: skipped {name}: {message}", file=sys.stderr)
             continue
         for warning in result.warnings:
             tqdm.write(f"ivif-fuse: {name}: warning: {warning}", file=sys.stderr)
@@ -164,10 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (writes fused/ and weights/)")
     parser.add_argument("--ir-pattern", help="infrared file name pattern with {k}, e.g. IR{k}.png")
     parser.add_argument("--vis-pattern", help="visible file name pattern with {k}, e.g. VIS{k}.png")
-    parser.add_argument("--mode", default="default", choices=("default", "seed"))
-    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
-    parser.add_argument("--model", help="detector weights (.safetensors); default: the shipped model")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--mode", default=None, choices=("default", "seed"), help="fusion mode (default: default)")
+    add_detector_arguments(parser, "detector weights of the mode (.safetensors); default: the shipped model")
+    add_set_argument(parser)
+    parser.add_argument("--batch", type=int, default=1, help="pairs of one size fused per call (offline batched path)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return parser
@@ -177,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    return fuse_command(args.ir, args.vis, args.out, args.mode, args.backend, args.model, args.device,
-                        args.ir_pattern, args.vis_pattern, args.quiet, args.overwrite)
+    try:
+        config = config_from_arguments(args)
+        detector = choice_from_arguments(args, config.mode)
+    except FusionInputError as error:
+        print(f"ivif-fuse: {error}", file=sys.stderr)
+        return 2
+    return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet,
+                        args.batch, args.overwrite)
 
 
 if __name__ == "__main__":

@@ -75,13 +75,15 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     from ivif_ros.ros.faults import RAW_FAULTS, Injector
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    profile = None if args.no_profile else (Path(args.profile) if args.profile else _profile_path())
+    if profile is not None and not profile.is_file():
+        raise FileNotFoundError(f"DDS profile not found: {profile}")
     domain_id = args.domain_id or random.randint(1, 101)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    for name in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
+    for name in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):  # this process's DDS too
         env.pop(name, None)
         os.environ.pop(name, None)
-    profile = None if args.no_profile else _profile_path()
+    out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         for name in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
             env[name] = os.environ[name] = str(profile)
@@ -89,7 +91,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     log_path = out / "fusion_node.log"
     namespace = f"/soak_{os.getpid()}"  # other nodes in the same domain cannot interfere
     command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args", "-r", f"__ns:={namespace}",
-               "-p", f"warmup_size:=[{args.width}, {args.height}]"]
+               "-p", f"warmup_size:=[{float(args.width)}, {float(args.height)}]"]
     with open(log_path, "w") as log:
         node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"fusion_node pid {node.pid}, domain {domain_id}, DDS profile: {profile_text}, log {log_path}", flush=True)
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=512, help="frame height (default 512)")
     parser.add_argument("--fault-every", type=int, default=500, help="a fault every N pairs; 0 = none (default 500)")
     parser.add_argument("--skip-faults", nargs="*", default=[], help="fault names to leave out")
+    parser.add_argument("--profile", help="Fast DDS XML profile of both processes (default: config/fastdds_large_images.xml)")
     parser.add_argument("--no-profile", action="store_true", help="Fast DDS defaults instead of the large-image profile")
     parser.add_argument("--best-effort", action="store_true", help="publish best effort (sensor-data QoS) instead of reliable")
     parser.add_argument("--out", default="soak_out", help="folder for soak.json, soak.md and the node log")

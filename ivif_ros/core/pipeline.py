@@ -13,140 +13,26 @@ Modes:
 from __future__ import annotations
 
 import dataclasses
-import logging
-import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from ivif_ros import data as image_files  # a module import: ivif_ros.data imports .errors
+
 from . import enhance, fusion, weight_map
+from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
+from .default_mode import fuse_default
 from .errors import FusionInputError
+from .primitives import NUMPY_OPS, ops_for
 from .registration import match_thermal_size
+from .settings import coerce, settings_of
 
-__all__ = ["FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair"]
-
-LOGGER = logging.getLogger("ivif_ros.core")
-
-MODES = ("default", "seed")
-MIN_SIDE = 8
-# Config fields that may change while a pipeline runs (the node exposes them as live parameters).
-RUNTIME_FIELDS = frozenset(
-    {
-        "mode",
-        "thermal_stretch",
-        "thermal_percentiles",
-        "visible_enhance",
-        "thermal_enhance",
-        "target_contrast",
-        "enhance_detail_gain",
-        "detector_scale",
-        "weight_temperature",
-        "smoothing_radius",
-        "smoothing_eps",
-        "base_radius",
-        "base_temperature",
-        "base_complement",
-        "detector_mix",
-        "detail_sigma",
-        "detail_gain",
-        "output_stretch",
-        "seed_retinex",
-        "seed_blend_radius",
-    }
-)
-
-
-@dataclass
-class FusionConfig:
-    """Every tunable of the pipeline, with the product defaults.
-
-    Attributes:
-        mode: ``"default"`` or ``"seed"``.
-        thermal_stretch: ``auto`` (percentile for 16-bit/float, min–max for 8-bit), ``minmax``, ``percentile``.
-        thermal_percentiles: lower/upper percentile of the robust stretch.
-        visible_enhance: 0..1, share of the §3 enhanced visible luminance mixed with the original.
-        thermal_enhance: 0..1, the same for the thermal image (the paper: 0).
-        target_contrast: base contrast ratio after compression (paper: 4).
-        enhance_detail_gain: log-detail multiplier in the enhancement (paper: 1).
-        detector_scale: detector input size relative to the visible frame (default mode).
-        weight_temperature: divides the window scores before the sigmoid (softer weights when > 1).
-        smoothing_radius: guided-filter radius (px, full resolution) of the weight refinement; 0 = off.
-        smoothing_eps: guided-filter eps (0..1 intensity scale) of the weight refinement.
-        base_radius: radius of the base/detail split of the fusion (px).
-        base_temperature: softness (grey levels) of the brightness selection of the base layers.
-        base_complement: share of the darker source's zero-mean base added to the fused base.
-        detector_mix: share of the blur detector in the detail weight map (the rest: local detail
-            energy at ``detail_sigma``); 1 = detector only.
-        detail_sigma: Gaussian sigma (px) of the local detail energy.
-        detail_gain: multiplier of the fused detail layer.
-        output_stretch: % of darkest/brightest fused pixels saturated by the final linear stretch (0 = off).
-        seed_stride: seed mode window stride; 0 = the paper's rule (8, or 4 from 500 px).
-        seed_blend_radius: seed mode distance-transform blending half-width (px).
-        seed_retinex: seed mode final Single-Scale Retinex.
-        retinex_sigma: Gaussian sigma of the Retinex surround.
-        size_tolerance: relative aspect-ratio tolerance of the IR→visible resize policy.
-        max_pixels: larger inputs are refused (protects a robot from absurd messages).
-    """
-
-    mode: str = "default"
-    thermal_stretch: str = "auto"
-    thermal_percentiles: tuple[float, float] = (0.5, 99.5)
-    visible_enhance: float = 0.0
-    thermal_enhance: float = 0.0
-    target_contrast: float = 4.0
-    enhance_detail_gain: float = 1.0
-    detector_scale: float = 0.5
-    weight_temperature: float = 1.0
-    smoothing_radius: int = 8
-    smoothing_eps: float = 1e-3
-    base_radius: int = 16
-    base_temperature: float = 10.0
-    base_complement: float = 0.3
-    detector_mix: float = 0.5
-    detail_sigma: float = 2.0
-    detail_gain: float = 1.0
-    output_stretch: float = 0.5
-    seed_stride: int = 0
-    seed_blend_radius: float = 16.0
-    seed_retinex: bool = True
-    retinex_sigma: float = 300.0
-    size_tolerance: float = 0.02
-    max_pixels: int = 4096 * 4096
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first invalid field."""
-        checks = [
-            (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}"),
-            (self.thermal_stretch in ("auto", "minmax", "percentile"), f"bad thermal_stretch {self.thermal_stretch!r}"),
-            (0.0 <= self.thermal_percentiles[0] < self.thermal_percentiles[1] <= 100.0,
-             f"thermal_percentiles must be 0 <= low < high <= 100, got {self.thermal_percentiles}"),
-            (0.0 <= self.visible_enhance <= 1.0, f"visible_enhance must be in [0, 1], got {self.visible_enhance}"),
-            (0.0 <= self.thermal_enhance <= 1.0, f"thermal_enhance must be in [0, 1], got {self.thermal_enhance}"),
-            (1.0 < self.target_contrast <= 1000.0, f"target_contrast must be in (1, 1000], got {self.target_contrast}"),
-            (0.0 <= self.enhance_detail_gain <= 10.0, f"enhance_detail_gain must be in [0, 10], got {self.enhance_detail_gain}"),
-            (0.05 <= self.detector_scale <= 2.0, f"detector_scale must be in [0.05, 2], got {self.detector_scale}"),
-            (0.01 <= self.weight_temperature <= 100.0, f"weight_temperature must be in [0.01, 100], got {self.weight_temperature}"),
-            (0 <= self.smoothing_radius <= 256, f"smoothing_radius must be in [0, 256], got {self.smoothing_radius}"),
-            (0.0 < self.smoothing_eps <= 1.0, f"smoothing_eps must be in (0, 1], got {self.smoothing_eps}"),
-            (1 <= self.base_radius <= 256, f"base_radius must be in [1, 256], got {self.base_radius}"),
-            (0.0 <= self.detail_gain <= 10.0, f"detail_gain must be in [0, 10], got {self.detail_gain}"),
-            (0.1 <= self.base_temperature <= 1000.0, f"base_temperature must be in [0.1, 1000], got {self.base_temperature}"),
-            (0.0 <= self.base_complement <= 1.0, f"base_complement must be in [0, 1], got {self.base_complement}"),
-            (0.0 <= self.detector_mix <= 1.0, f"detector_mix must be in [0, 1], got {self.detector_mix}"),
-            (0.3 <= self.detail_sigma <= 32.0, f"detail_sigma must be in [0.3, 32], got {self.detail_sigma}"),
-            (0.0 <= self.output_stretch < 50.0, f"output_stretch must be in [0, 50), got {self.output_stretch}"),
-            (self.seed_stride in (0, 1, 2, 4, 8, 16, 32), f"seed_stride must be 0 or a divisor of 32, got {self.seed_stride}"),
-            (self.seed_blend_radius > 0, f"seed_blend_radius must be > 0, got {self.seed_blend_radius}"),
-            (self.retinex_sigma > 0, f"retinex_sigma must be > 0, got {self.retinex_sigma}"),
-            (0.0 <= self.size_tolerance <= 1.0, f"size_tolerance must be in [0, 1], got {self.size_tolerance}"),
-            (self.max_pixels >= MIN_SIDE * MIN_SIDE, f"max_pixels too small: {self.max_pixels}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+__all__ = [
+    "FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair", "detector_input_size",
+]
 
 
 @dataclass
@@ -155,8 +41,10 @@ class FusionResult:
 
     Attributes:
         fused: uint8 H×W (gray visible) or H×W×3 BGR (colour visible), the visible frame's size.
-        weights: float32 H×W visible share in [0, 1].
-        timings: milliseconds per stage (prepare, enhance, detect, weights, fuse).
+        weights: float32 H×W visible share in [0, 1]; uint8 0..255 (``weights_u8``) when the
+            pipeline was made with ``uint8_weights=True``.
+        timings: milliseconds per stage (prepare, enhance, detect, weights, fuse); for a pair of a
+            batch, its share (the batch's time / B).
         warnings: non-fatal notes about the inputs (e.g. the IR was resized).
     """
 
@@ -167,6 +55,8 @@ class FusionResult:
 
     def weights_u8(self) -> np.ndarray:
         """uint8 view of the weight map (255 = all visible)."""
+        if self.weights.dtype == np.uint8:
+            return self.weights
         return (self.weights * 255.0 + 0.5).astype(np.uint8)
 
     def weights_colored(self) -> np.ndarray:
@@ -193,16 +83,10 @@ def _check_finite_and_size(image: np.ndarray, role: str, max_pixels: int) -> Non
 
 
 def _thermal_to_single_channel(ir: np.ndarray) -> np.ndarray:
-    if ir.ndim == 2:
-        return ir
-    if ir.shape[2] == 1:
-        return ir[:, :, 0]
-    colour = ir[:, :, :3]
-    if np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(colour[:, :, 0], colour[:, :, 2]):
-        return colour[:, :, 0]
-    if colour.dtype != np.uint8:
+    thermal = image_files.to_single_channel(ir, convert_colour=ir.dtype == np.uint8)
+    if thermal.ndim == 3:
         raise FusionInputError(f"infrared image is {ir.shape[2]}-channel {ir.dtype}; give one channel")
-    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY)
+    return thermal
 
 
 def _visible_to_uint8(vis: np.ndarray, warnings: list[str]) -> np.ndarray:
@@ -246,69 +130,99 @@ def prepare_pair(
     return thermal, np.ascontiguousarray(visible), warnings
 
 
+def detector_input_size(height: int, width: int, scale: float, window: int) -> tuple[tuple[int, int], str | None]:
+    """The detector input size for a frame, and the resampling that produces it.
+
+    The frame is scaled by ``scale``, raised so that at least one ``window``×``window`` window fits.
+
+    Returns:
+        ((height, width), ``"area"`` when shrinking, ``"linear"`` when enlarging, None when unchanged).
+    """
+    scale = max(scale, window / min(height, width))
+    if abs(scale - 1.0) <= 1e-6:
+        return (height, width), None
+    size = (max(window, round(height * scale)), max(window, round(width * scale)))
+    return size, "area" if scale < 1.0 else "linear"
+
+
 class FusionPipeline:
     """Fuses registered infrared/visible pairs; one instance per stream (not thread-safe).
 
     Args:
         config: pipeline settings (``FusionConfig()`` when None).
-        model: detector for the default mode: None = the shipped default weights, or a path.
-        seed_model: detector for the seed mode: None = shipped seed weights when present.
-        backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``.
-        device: ``auto``, ``cpu`` or ``cuda[:N]``.
-        gpu_pipeline: default mode through ``core.torch_pipeline`` (all stages as device ops):
-            None = when the detector runs on CUDA, True = always (also on CPU, for tests), False = never.
-        backend_options: keyword options of the default-mode backend (e.g. ``intra_op_threads``,
-            ``fp16``, ``cuda_graphs``; see ``ivif_ros.backends``).
+        detectors: the window-score detectors, ready: one backend (the detector of ``config.mode``),
+            a mapping ``{mode: backend}``, or any object whose ``get(mode)`` returns one, creating
+            it on demand (``ivif_ros.backends.choice.DetectorLoader``;
+            ``ivif_ros.backends.choice.create_pipeline`` builds pipeline and loader in one call).
+            A backend is called with float32 (1, 2, H, W) pairs and has ``window``, ``stride``,
+            ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
+            reported by ``describe()``.
+        use_torch: run the default mode with the torch primitives on the detector's device:
+            None = when the detector runs on CUDA, True = always (also on CPU), False = never.
+        uint8_weights: return the weight map as uint8 0..255 (as ``FusionResult.weights_u8``) for
+            callers that need no more: a quarter of the download and host copy.
 
     Raises:
-        ValueError: invalid config. ``ModelError`` / ``BackendError`` surface when a detector is
-        first needed (at construction for the configured mode).
+        FusionInputError: invalid config or no detector for the configured mode; errors of a
+        detector source (``ModelError``, ``BackendError``) surface when a mode's detector is first
+        needed (at construction for the configured mode).
     """
 
     def __init__(
         self,
         config: FusionConfig | None = None,
-        model: str | Path | None = None,
-        seed_model: str | Path | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        gpu_pipeline: bool | None = None,
-        backend_options: dict[str, Any] | None = None,
+        detectors: Any = None,
+        *,
+        use_torch: bool | None = None,
+        uint8_weights: bool = False,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
-        self._model_specs = {"default": model, "seed": seed_model}
-        self._backend_name = backend
-        self._backend_options = dict(backend_options or {})
-        self._device = device
-        self._detectors: dict[str, Any] = {}
-        self._model_infos: dict[str, Any] = {}
+        if detectors is None:
+            raise TypeError(
+                "FusionPipeline needs its detectors: a backend, {mode: backend} or a DetectorLoader "
+                "(ivif_ros.backends.choice.create_pipeline builds one from a DetectorChoice)"
+            )
+        self._detectors = detectors if hasattr(detectors, "get") else {self.config.mode: detectors}
         self._detector(self.config.mode)
-        # >>> torch path (core/torch_pipeline.py, owned by the backends/perf engineer) >>>
-        self._gpu_pipeline, self._torch_path = gpu_pipeline, None
-        # <<< torch path <<<
+        self._use_torch = use_torch
+        self._uint8_weights = bool(uint8_weights)
 
     # ---- configuration -------------------------------------------------------------------
-    def update(self, **changes: Any) -> None:
-        """Change runtime-safe config fields atomically (all or nothing).
+    def check_update(self, **changes: Any) -> FusionConfig:
+        """The config that ``update(**changes)`` would install, without installing it.
+
+        Every value is checked (type, array length, NaN/inf, range) and the detector of a new mode
+        is loaded, so that the following ``update`` cannot fail.
 
         Raises:
-            ValueError: unknown/non-runtime field or invalid value; the config is left unchanged.
+            FusionInputError: unknown/non-runtime field or invalid value.
+            Errors of the detector source (e.g. ``ModelError``): the new mode's detector cannot load.
         """
         unknown = set(changes) - RUNTIME_FIELDS
         if unknown:
-            raise ValueError(f"not runtime-changeable: {sorted(unknown)}")
-        candidate = dataclasses.replace(self.config, **changes)
+            raise FusionInputError(f"not runtime-changeable: {sorted(unknown)}")
+        schema = settings_of(FusionConfig)
+        values = {name: coerce(name, schema[name], value) for name, value in changes.items()}
+        candidate = dataclasses.replace(self.config, **values)
         candidate.validate()
         if candidate.mode != self.config.mode:
             self._detector(candidate.mode)
-        self.config = candidate
+        return candidate
+
+    def update(self, **changes: Any) -> None:
+        """Change runtime-safe config fields atomically (all or nothing; see ``check_update``).
+
+        Raises:
+            FusionInputError: unknown/non-runtime field or invalid value; the config is left unchanged.
+        """
+        self.config = self.check_update(**changes)
 
     def describe(self) -> dict[str, Any]:
         """Backend, device and model facts of the active mode (for logs and diagnostics)."""
         mode = self.config.mode
         backend = self._detector(mode)
-        info = self._model_infos[mode]
+        info = getattr(backend, "model_info", None)
         return {
             "mode": mode,
             **backend.describe(),
@@ -317,25 +231,11 @@ class FusionPipeline:
             "trained": bool(getattr(info, "trained", False)),
         }
 
-    def _detector(self, mode: str):
-        if mode not in self._detectors:
-            from ivif_ros.backends import create_backend
-            from ivif_ros.models import load_model
-
-            spec = self._model_specs[mode]
-            if mode == "seed" and spec is None:
-                spec = "seed"
-            net, info = load_model(spec)
-            if not info.trained:
-                LOGGER.warning(
-                    "UNTRAINED %s detector in use (%s): weight maps are meaningless until trained weights are loaded",
-                    mode, getattr(info, "name", "?"),
-                )
-            backend = "torch" if mode == "seed" and self._backend_name == "auto" else self._backend_name
-            options = self._backend_options if mode == "default" else {}
-            self._detectors[mode] = create_backend(backend, model=net, device=self._device, **options)
-            self._model_infos[mode] = info
-        return self._detectors[mode]
+    def _detector(self, mode: str) -> Any:
+        backend = self._detectors.get(mode)
+        if backend is None:
+            raise FusionInputError(f"no detector for mode {mode!r} was given to this pipeline")
+        return backend
 
     # ---- fusion --------------------------------------------------------------------------
     def __call__(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
@@ -352,111 +252,135 @@ class FusionPipeline:
             FusionInputError: invalid input (message names the problem).
         """
         config = self.config
-        # >>> torch path: the CUDA-resident default mode (decided once, on first use) >>>
-        if config.mode == "default" and self._gpu_pipeline is not False:
-            if self._torch_path is None:
-                backend = self._detector("default")
-                if self._gpu_pipeline or str(backend.device).startswith("cuda"):
-                    from .torch_pipeline import TorchFusionPath
+        ops = self._ops(config.mode)
+        with ops.frame_context():
+            clock = ops.clock()
+            thermal_host, visible_host, warnings = prepare_pair(ir, vis, config)
+            thermal = ops.upload(thermal_host, "ir")
+            visible_lum, colour = ops.luma(ops.upload(visible_host, "vis"))
+            clock.lap("prepare")
 
-                    self._torch_path = TorchFusionPath(backend)
-                else:
-                    self._gpu_pipeline = False
-            if self._torch_path is not None:
-                return self._torch_path(ir, vis, config)
-        # <<< torch path <<<
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        thermal, visible, warnings = prepare_pair(ir, vis, config)
-        ycrcb = fusion.to_ycrcb(visible) if visible.ndim == 3 else None  # converted once, reused to merge
-        visible_lum = (ycrcb[:, :, 0] if ycrcb is not None else visible).astype(np.float32)
-        mark = _lap(timings, "prepare", start)
-        if config.mode == "seed":
-            fused_lum, weights = self._fuse_seed(thermal, visible_lum, timings, mark)
-        else:
-            fused_lum, weights = self._fuse_default(thermal, visible_lum, timings, mark)
-        mark = time.perf_counter()
-        if ycrcb is not None:
-            fused = fusion.merge_luminance(visible, fused_lum, ycrcb)
-        else:
-            fused = np.clip(fused_lum + 0.5, 0, 255).astype(np.uint8)
-        timings["fuse"] = timings.get("fuse", 0.0) + (time.perf_counter() - mark) * 1e3
-        return FusionResult(fused=fused, weights=weights, timings=timings, warnings=warnings)
+            def detect(visible: Any, thermal: Any, scale: float) -> tuple[Any, tuple[int, int], int, int]:
+                return self._detect(ops, config.mode, visible, thermal, scale)
 
-    def _detect(self, mode: str, visible_lum: np.ndarray, thermal_lum: np.ndarray, scale: float):
-        """Window scores for the pair at ``scale`` (at least one 32×32 window)."""
+            if config.mode == "seed":
+                fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
+            else:
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock)
+            fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
+            weights = ops.download(self._weights_out(ops, weights), "weights")
+            clock.lap("fuse")
+            ops.synchronize()
+            return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
+
+    def _weights_out(self, ops: Any, weights: Any) -> Any:
+        return ops.to_uint8(weights * 255.0) if self._uint8_weights else weights
+
+    # ---- batches (offline work) --------------------------------------------------------------
+    def fuse_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[FusionResult]:
+        """Fuse B pairs of one size and type in one pass; results equal B single calls.
+
+        On the torch primitives (default mode) the B frames travel as one (B, ...) tensor: one
+        upload and one download per input/output, per-frame reductions (percentiles, min/max,
+        means), one detector call (chunked to the backend's ``max_batch``). Elsewhere (numpy path,
+        seed mode) it is B single calls.
+
+        Raises:
+            FusionInputError: an invalid pair, or pairs that differ in shape or dtype.
+        """
+        return next(self.fuse_batches([pairs]))
+
+    def fuse_batches(self, batches: Iterable[Sequence[tuple[np.ndarray, np.ndarray]]]) -> Iterator[list[FusionResult]]:
+        """``fuse_batch`` over many batches, double-buffered on CUDA.
+
+        While the device works on one batch, the host prepares and uploads the next (its pinned
+        buffers alternate between two slots); a batch's results are read only after its own work
+        is done. Yields one list per batch, in order; a batch that cannot start (e.g. pairs of
+        different sizes) raises ``FusionInputError`` after the batch before it was yielded.
+        """
+        config = self.config
+        ops = self._ops(config.mode)
+        if ops is NUMPY_OPS or config.mode != "default":
+            for pairs in batches:
+                yield [self(ir, vis) for ir, vis in pairs]
+            return
+        in_flight = None
+        for slot, pairs in enumerate(batches):
+            try:
+                launched = self._launch_batch(ops, config, pairs, slot % 2)
+            except Exception:  # the batch before it is done: hand it out, then raise
+                if in_flight is not None:
+                    yield self._collect_batch(ops, *in_flight)
+                raise
+            if in_flight is not None:
+                yield self._collect_batch(ops, *in_flight)
+            in_flight = launched
+        if in_flight is not None:
+            yield self._collect_batch(ops, *in_flight)
+
+    def _launch_batch(self, ops: Any, config: FusionConfig, pairs: Sequence[tuple[np.ndarray, np.ndarray]], slot: int):
+        prepared = [prepare_pair(ir, vis, config) for ir, vis in pairs]
+        if not prepared:
+            raise FusionInputError("fuse_batch needs at least one pair")
+        signature = {(t.shape, t.dtype.str, v.shape, v.dtype.str) for t, v, _ in prepared}
+        if len(signature) > 1:
+            raise FusionInputError(f"fuse_batch needs pairs of one size and type, got {sorted(signature)}")
+        with ops.frame_context():
+            clock = ops.clock()
+            thermal = ops.upload_batch([t for t, _, _ in prepared], f"ir{slot}")
+            visible_lum, colour = ops.luma(ops.upload_batch([v for _, v, _ in prepared], f"vis{slot}"))
+            clock.lap("prepare")
+
+            def detect(visible: Any, thermal: Any, scale: float) -> tuple[Any, tuple[int, int], int, int]:
+                return self._detect(ops, config.mode, visible, thermal, scale)
+
+            fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock)
+            fused = ops.download_batch(ops.merge_luma(colour, fused_lum), f"fused{slot}")
+            weights = ops.download_batch(self._weights_out(ops, weights), f"weights{slot}")
+            clock.lap("fuse")
+            return fused, weights, clock, ops.mark(), [w for _, _, w in prepared]
+
+    def _collect_batch(self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list) -> list[FusionResult]:
+        ops.wait(mark)
+        fused_np, weights_np = ops.finish(fused), ops.finish(weights)
+        share = {stage: ms / len(warnings) for stage, ms in clock.result().items()}
+        return [FusionResult(fused_np[i], weights_np[i], dict(share), warnings[i]) for i in range(len(warnings))]
+
+    def _ops(self, mode: str) -> Any:
+        """The primitives of ``mode``: torch on the detector's device where ``use_torch`` says so."""
+        if mode != "default" or self._use_torch is False:
+            return NUMPY_OPS
+        device = str(getattr(self._detector("default"), "device", "cpu"))
+        if self._use_torch or device.startswith("cuda"):
+            return ops_for(device)
+        return NUMPY_OPS
+
+    def _detect(self, ops: Any, mode: str, visible_lum: Any, thermal_lum: Any, scale: float):
+        """Window scores for the pair at ``scale`` (at least one window), the detector input size, window, stride."""
         backend = self._detector(mode)
-        height, width = visible_lum.shape
-        scale = max(scale, backend.window / min(height, width))
-        if abs(scale - 1.0) > 1e-6:
-            size = (max(backend.window, round(width * scale)), max(backend.window, round(height * scale)))
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            visible_lum = cv2.resize(visible_lum, size, interpolation=interpolation)
-            thermal_lum = cv2.resize(thermal_lum, size, interpolation=interpolation)
-        pair = np.stack([visible_lum, thermal_lum])[None] * np.float32(1.0 / 255.0)
-        scores = backend(pair)[0, 0]
-        return scores, visible_lum.shape, backend.window, backend.stride
+        size, resampling = detector_input_size(*visible_lum.shape[-2:], scale, backend.window)
+        if resampling is not None:
+            visible_lum = ops.resize(visible_lum, size, resampling)
+            thermal_lum = ops.resize(thermal_lum, size, resampling)
+        return ops.detect(backend, visible_lum, thermal_lum), size, backend.window, backend.stride
 
-    def _fuse_default(self, thermal, visible_lum, timings, mark):
-        config = self.config
-        thermal_lum = enhance.stretch_thermal(thermal, config.thermal_stretch, config.thermal_percentiles)
-        if config.thermal_enhance > 0:
-            enhanced = enhance.enhance_luminance(
-                thermal_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
-            )
-            thermal_lum = fusion.blend(enhanced, thermal_lum, np.float32(config.thermal_enhance))
-        if config.visible_enhance > 0:
-            enhanced = enhance.enhance_luminance(
-                visible_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
-            )
-            visible_lum = fusion.blend(enhanced, visible_lum, np.float32(config.visible_enhance))
-        mark = _lap(timings, "enhance", mark)
-        scores, det_shape, window, stride = self._detect("default", visible_lum, thermal_lum, config.detector_scale)
-        mark = _lap(timings, "detect", mark)
-        weights = weight_map.soft_weight_map(scores, window, stride, det_shape, config.weight_temperature)
-        height, width = visible_lum.shape
-        if weights.shape != (height, width):
-            weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        guide = np.maximum(visible_lum, thermal_lum)
-        weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps)
-        visible_layers = fusion.split_base_detail(visible_lum, config.base_radius)
-        thermal_layers = fusion.split_base_detail(thermal_lum, config.base_radius)
-        if config.detector_mix < 1.0:
-            energy = fusion.detail_energy_weights(visible_layers[1], thermal_layers[1], config.detail_sigma)
-            weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
-        mark = _lap(timings, "weights", mark)
-        fused = fusion.saliency_detail_fuse(
-            visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement,
-            config.detail_gain,
-        )
-        fused = fusion.percentile_stretch(fused, config.output_stretch)
-        _lap(timings, "fuse", mark)
-        return fused, weights
-
-    def _fuse_seed(self, thermal, visible_lum, timings, mark):
-        config = self.config
+    def _fuse_seed(self, thermal, visible_lum, config, detect, clock):
         thermal_lum = enhance.minmax_to_255(thermal)
         visible_lum = enhance.enhance_luminance(visible_lum)
-        mark = _lap(timings, "enhance", mark)
+        clock.lap("enhance")
         height, width = visible_lum.shape
         backend = self._detector("seed")
         stride = config.seed_stride or (4 if max(height, width) >= 500 else 8)
         if getattr(backend, "set_stride", None) is not None:
             backend.set_stride(stride)
-        scores, det_shape, window, stride = self._detect("seed", visible_lum, thermal_lum, 1.0)
-        mark = _lap(timings, "detect", mark)
+        scores, det_shape, window, stride = detect(visible_lum, thermal_lum, 1.0)
+        clock.lap("detect")
         weights = weight_map.seed_weight_map(scores, window, stride, det_shape, config.seed_blend_radius)
         if weights.shape != (height, width):
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        mark = _lap(timings, "weights", mark)
+        clock.lap("weights")
         fused = enhance.minmax_to_255(fusion.blend(visible_lum, thermal_lum, weights))
         if config.seed_retinex:
             fused = fusion.single_scale_retinex(fused, config.retinex_sigma)
-        _lap(timings, "fuse", mark)
+        clock.lap("fuse")
         return fused, weights
-
-
-def _lap(timings: dict[str, float], stage: str, since: float) -> float:
-    now = time.perf_counter()
-    timings[stage] = timings.get(stage, 0.0) + (now - since) * 1e3
-    return now

@@ -364,16 +364,11 @@ BURST_PARAMETERS = ("visible_enhance", "thermal_enhance", "weight_temperature", 
 
 
 def default_parameters(names: tuple[str, ...] = BURST_PARAMETERS) -> list[Parameter]:
-    """The node's default values of `names` (FusionConfig and node parameter defaults)."""
-    from ivif_ros.core.pipeline import FusionConfig
-    from ivif_ros.ros.fusion_node import NODE_PARAMETERS
+    """The node's declared default values of `names`."""
+    from ivif_ros.ros.parameters import parameter_table
 
-    config = FusionConfig()
-    result = []
-    for name in names:
-        value = NODE_PARAMETERS[name][0] if name in NODE_PARAMETERS else getattr(config, name)
-        result.append(Parameter(name, value=[float(v) for v in value] if isinstance(value, tuple) else value))
-    return result
+    table = parameter_table()
+    return [Parameter(name, value=table[name][0]) for name in names]
 
 
 def fault_parameter_burst(injector: Injector, count: int = 100, seed: int = 0) -> None:

@@ -8,138 +8,79 @@ Supervision: every callback, timer and the worker loop catch any exception, coun
 named ``error_<ExceptionClass>`` and go on with the next message; a watchdog restarts a dead worker
 thread. The pipeline is warmed at ``warmup_size`` before the inputs are subscribed (``ready``).
 
-Topics (relative, remappable):
+Topics (relative, remappable; image_transport conventions):
     in:  ``thermal/image_raw``, ``rgb/image_raw`` (``sensor_msgs/Image``), or
-         ``<topic>/compressed`` (``sensor_msgs/CompressedImage``) with ``*_transport: compressed``
+         ``<resolved base>/compressed`` (and ``/compressedDepth`` for thermal) as
+         ``sensor_msgs/CompressedImage`` with ``*_transport``; ``camera_info`` beside each image
+         topic (optional, for ``registration: calibration`` and ``fused/camera_info``)
     out: ``fused/image`` (bgr8, or mono8 for a mono RGB camera; the RGB header),
-         ``weight_map/image`` (32FC1 visible share), ``weight_map/colored`` (bgr8),
-         ``debug/side_by_side`` (bgr8, when ``publish_debug``), ``/diagnostics``.
+         ``fused/camera_info`` (the RGB calibration, fused header), ``fused/image/compressed``
+         (JPEG, when ``publish_compressed``), ``weight_map/image`` (32FC1 visible share),
+         ``weight_map/colored`` (bgr8), ``debug/side_by_side`` (bgr8, when ``publish_debug``),
+         ``/diagnostics``.
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
+import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from ivif_ros import topics
+from ivif_ros.backends.choice import DetectorLoader
 from ivif_ros.core.errors import FusionInputError, SizeMismatchError
-from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionConfig, FusionPipeline
-from ivif_ros.core.registration import parse_homography, warp_thermal
+from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionPipeline
+from ivif_ros.core.registration import (
+    CameraModel,
+    StereoCalibration,
+    load_stereo_calibration,
+    parse_homography,
+    registration_maps,
+    remap_thermal,
+    warp_thermal,
+)
 from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.ros.conversions import ConversionError, array_to_image, compressed_to_array, image_to_array, to_bgr
 from ivif_ros.ros.diagnostics import NodeStatistics, to_diagnostic_status
+from ivif_ros.ros.log_bridge import install_log_bridge
+from ivif_ros.ros.parameters import check_changes, descriptor, parameter_table, read_settings
 from ivif_ros.ros.sync import ApproximateSynchronizer, SyncedPair
+from ivif_ros.ros.transport_topics import camera_info_topic, transport_topic
 
 __all__ = ["FusionNode", "main", "DROP_REASONS"]
 
 STREAMS = ("thermal", "rgb")
 # Reasons the node itself drops messages or pairs (the synchroniser adds stale/unpaired/out_of_order/
 # duplicate); an unexpected exception counts as ``error_<ExceptionClass>``.
-DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "no_subscribers", "transport_lost")
+DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "no_subscribers", "no_calibration", "transport_lost")
 TRANSPORT_LOST_HINT = (
     "lost in DDS transport: give this node and the camera drivers the large-image profile "
     "config/fastdds_large_images.xml (FASTDDS_DEFAULT_PROFILES_FILE); see docs/ros_node.md"
 )
-IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-
-# FusionConfig field -> (description, (low, high) or None). Fields missing here still become
-# parameters, with a generic description and no declared range (FusionConfig.validate() checks them).
-CONFIG_PARAMETERS: dict[str, tuple[str, tuple[float, float] | None]] = {
-    "mode": ("'default' (product) or 'seed' (paper reproduction, slow)", None),
-    "thermal_stretch": ("thermal to 8-bit: auto, minmax or percentile", None),
-    "thermal_percentiles": ("[low, high] percentiles of the robust thermal stretch", None),
-    "visible_enhance": ("share of the enhanced visible luminance, 0..1", (0.0, 1.0)),
-    "thermal_enhance": ("share of the enhanced thermal luminance, 0..1", (0.0, 1.0)),
-    "target_contrast": ("base contrast ratio after compression (enhancement)", (1.0, 1000.0)),
-    "enhance_detail_gain": ("log-detail multiplier of the enhancement", (0.0, 10.0)),
-    "detector_scale": ("detector input size relative to the RGB frame", (0.05, 2.0)),
-    "weight_temperature": ("softness of the weight map (> 1 = softer)", (0.01, 100.0)),
-    "smoothing_radius": ("guided-filter radius of the weight refinement, px; 0 = off", (0, 256)),
-    "smoothing_eps": ("guided-filter eps of the weight refinement (0..1 intensity)", (1e-9, 1.0)),
-    "base_radius": ("radius of the base/detail split, px", (1, 256)),
-    "detail_gain": ("multiplier of the fused detail layer", (0.0, 10.0)),
-    "base_temperature": ("softness (grey levels) of the brightness selection of the base layers", (0.1, 1000.0)),
-    "base_complement": ("share of the darker source's zero-mean base added to the fused base", (0.0, 1.0)),
-    "detector_mix": ("share of the blur detector in the detail weights (rest: local detail energy)", (0.0, 1.0)),
-    "detail_sigma": ("Gaussian sigma of the local detail energy, px", (0.3, 32.0)),
-    "output_stretch": ("percent of darkest/brightest fused pixels saturated by the final stretch", (0.0, 49.9)),
-    "seed_stride": ("seed mode window stride; 0 = paper rule", (0, 32)),
-    "seed_blend_radius": ("seed mode blending half-width, px", (0.001, 10000.0)),
-    "seed_retinex": ("seed mode final Single-Scale Retinex", None),
-    "retinex_sigma": ("Retinex surround sigma", (0.001, 100000.0)),
-    "size_tolerance": ("relative aspect tolerance of the thermal->RGB resize policy", (0.0, 1.0)),
-    "max_pixels": ("larger frames are refused", (64, 1 << 30)),
-}
-
-# Node parameters: name -> (default, description, (low, high) or None, changeable at runtime).
-NODE_PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None, bool]] = {
-    "backend": ("auto", "detector backend: auto, torch, onnxruntime or tensorrt", None, False),
-    "device": ("auto", "detector device: auto, cpu or cuda[:N]", None, False),
-    "model": ("", "default-mode detector weights (.safetensors); empty = shipped default", None, False),
-    "seed_model": ("", "seed-mode detector weights; empty = shipped seed weights", None, False),
-    "qos_reliability": ("auto", "input reliability: auto (follow the publishers), reliable or best_effort", None, False),
-    "qos_depth": (2, "input and output keep-last depth", (1, 100), False),
-    "queue_size": (10, "synchroniser queue length per stream", (1, 1000), False),
-    "thermal_transport": ("raw", "thermal input: raw (Image) or compressed (<topic>/compressed)", None, False),
-    "rgb_transport": ("raw", "RGB input: raw (Image) or compressed (<topic>/compressed)", None, False),
-    "slop": (0.02, "largest stamp difference of a thermal/RGB pair, s", (0.0, 10.0), True),
-    "homography": (IDENTITY, "row-major 3x3 homography, thermal pixel -> RGB pixel", None, True),
-    "publish_debug": (False, "publish debug/side_by_side (thermal | RGB | fused | weights)", None, True),
-    "diagnostics_period": (1.0, "period of /diagnostics, s", (0.1, 60.0), False),
-    "stall_timeout": (5.0, "/diagnostics ERROR when inputs arrive but nothing is published for this long, s",
-                      (0.5, 3600.0), False),
-    "warmup_size": ([640, 512], "[width, height] the pipeline is warmed at before subscribing; [0, 0] = none",
-                    None, False),
-}
-
-_CHOICES = {
-    "qos_reliability": ("auto", "reliable", "best_effort"),
-    "thermal_transport": ("raw", "compressed"),
-    "rgb_transport": ("raw", "compressed"),
-}
+CORE_LOGGER = logging.getLogger("ivif_ros.core")
+# camera_info messages kept per camera to pair with frames by stamp (else the newest is used).
+CAMERA_INFO_HISTORY = 20
+# qos_overrides.<topic>.subscription.reliability default: follow qos_reliability.
+RELIABILITY_FROM_NODE = "auto"
 
 
 def _stamp_ns(header: Any) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _descriptor(description: str, bounds: tuple[float, float] | None, default: Any, runtime: bool) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=description, read_only=not runtime)
-    if bounds is not None and isinstance(default, bool):
-        return descriptor
-    if bounds is not None and isinstance(default, int):
-        descriptor.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]), step=1)]
-    elif bounds is not None and isinstance(default, float):
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)
-        ]
-    return descriptor
-
-
-def _parameter_default(value: Any) -> Any:
-    """A FusionConfig default in a form rclpy can declare (tuples become lists of floats)."""
-    return [float(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _config_value(value: Any, default: Any) -> Any:
-    """A parameter value in the FusionConfig field's type."""
-    if isinstance(default, tuple):
-        return tuple(float(v) for v in value)
-    if isinstance(default, float) and not isinstance(default, bool):
-        return float(value)
-    return value
 
 
 class FusionNode(Node):
@@ -150,25 +91,18 @@ class FusionNode(Node):
         **kwargs: passed to ``rclpy.node.Node`` (e.g. ``parameter_overrides``).
 
     Raises:
-        ValueError: an invalid parameter value at start (the message names it).
+        FusionInputError: an invalid parameter value at start (the message names it).
         ModelError, BackendError: the detector cannot be loaded.
     """
 
     def __init__(self, node_name: str = "fusion_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._config_defaults = {f.name: f.default for f in dataclasses.fields(FusionConfig)}
+        self._uninstall_log_bridge = install_log_bridge(self.get_logger())
         self._declare_parameters()
-        config = self._config_from_parameters()
-        config.validate()
-        self._homography = parse_homography(self._param("homography"))
-        for name, choices in _CHOICES.items():
-            if self._param(name) not in choices:
-                raise ValueError(f"parameter {name} must be one of {choices}, got {self._param(name)!r}")
-
-        model, seed_model = self._param("model") or None, self._param("seed_model") or None
-        self._pipeline = FusionPipeline(
-            config, model=model, seed_model=seed_model, backend=self._param("backend"), device=self._param("device")
-        )
+        choice, node_settings, config = read_settings({name: self._param(name) for name in parameter_table()})
+        self._homography = parse_homography(list(node_settings.homography))
+        self._calibration_file = self._load_calibration_file()
+        self._pipeline = FusionPipeline(config, DetectorLoader(choice))
         self._pipeline_info = self._pipeline.describe()
         self._max_pixels = config.max_pixels
         self._warm_sizes: set[tuple[int, int]] = set()
@@ -198,18 +132,32 @@ class FusionNode(Node):
 
         depth = self._param("qos_depth")
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._fused_pub = self.create_publisher(Image, "fused/image", output_qos)
-        self._weights_pub = self.create_publisher(Image, "weight_map/image", output_qos)
-        self._colored_pub = self.create_publisher(Image, "weight_map/colored", output_qos)
-        self._debug_pub = self.create_publisher(Image, "debug/side_by_side", output_qos)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._fused_pub = self._output(Image, topics.FUSED_TOPIC, output_qos)
+        self._weights_pub = self._output(Image, topics.WEIGHTS_TOPIC, output_qos)
+        self._colored_pub = self._output(Image, topics.COLORED_TOPIC, output_qos)
+        self._debug_pub = self._output(Image, topics.DEBUG_TOPIC, output_qos)
+        self._compressed_pub = self._output(
+            CompressedImage, transport_topic(self._fused_pub.topic_name, "compressed"), output_qos)
+        self._fused_info_pub = self._output(CameraInfo, camera_info_topic(self._fused_pub.topic_name), output_qos)
+        self._camera_info: dict[str, collections.deque] = {
+            stream: collections.deque(maxlen=CAMERA_INFO_HISTORY) for stream in STREAMS}
+        self._camera_info_lock = threading.Lock()
+        self._registration_key: tuple | None = None
+        self._registration_maps: tuple[np.ndarray, np.ndarray] | None = None
+        for stream in STREAMS:
+            self._subscribe_camera_info(stream)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS_TOPIC, 10)
 
         self._subscriptions_by_stream: dict[str, Any] = {}
         self._reliability: dict[str, ReliabilityPolicy] = {}
+        self._follows_publishers: dict[str, bool] = {}
+        self._fixed_reliability: dict[str, ReliabilityPolicy | None] = {}
         for stream in STREAMS:
-            self._subscribe(stream, ReliabilityPolicy.BEST_EFFORT
-                            if self._param("qos_reliability") == "best_effort" else ReliabilityPolicy.RELIABLE)
-        if self._param("qos_reliability") == "auto":
+            override = self._fixed_reliability[stream] = self._reliability_override(stream)
+            self._follows_publishers[stream] = override is None and self._param("qos_reliability") == "auto"
+            self._subscribe(stream, override or (ReliabilityPolicy.BEST_EFFORT
+                            if self._param("qos_reliability") == "best_effort" else ReliabilityPolicy.RELIABLE))
+        if any(self._follows_publishers.values()):
             self.create_timer(1.0, self._guarded("qos follow timer", self._follow_publisher_reliability))
         diagnostics_timer = self._guarded("diagnostics timer", self._publish_diagnostics)
         self.create_timer(self._param("diagnostics_period"), diagnostics_timer)
@@ -226,45 +174,29 @@ class FusionNode(Node):
         return self.get_parameter(name).value
 
     def _declare_parameters(self) -> None:
-        for name, (default, description, bounds, runtime) in NODE_PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(description, bounds, default, runtime))
-        for name, default in self._config_defaults.items():
-            description, bounds = CONFIG_PARAMETERS.get(name, (f"FusionConfig.{name}", None))
-            runtime = name in RUNTIME_FIELDS
-            suffix = "" if runtime else " (start only)"
-            self.declare_parameter(
-                name, _parameter_default(default), _descriptor(description + suffix, bounds, default, runtime)
-            )
-
-    def _config_from_parameters(self) -> FusionConfig:
-        values = {name: _config_value(self._param(name), default) for name, default in self._config_defaults.items()}
-        return FusionConfig(**values)
+        """Declare every schema setting (detector, node, fusion core) with its descriptor."""
+        for name, (default, meta, _) in parameter_table().items():
+            self.declare_parameter(name, default, descriptor(meta))
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Validate runtime changes; the worker applies them before the next pair."""
-        changes: dict[str, Any] = {}
-        for parameter in parameters:
-            if parameter.name in RUNTIME_FIELDS:
-                changes[parameter.name] = _config_value(parameter.value, self._config_defaults[parameter.name])
-            elif parameter.name == "homography":
-                try:
-                    parse_homography(parameter.value)
-                except FusionInputError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-        if changes:
+        """All or nothing: every value of the batch is checked, and a new mode's detector loaded,
+        before anything changes; the worker applies the fusion changes before the next pair."""
+        try:
+            changes = check_changes({parameter.name: parameter.value for parameter in parameters})
+            config_changes = {name: value for name, value in changes.items() if name in RUNTIME_FIELDS}
             with self._pending_lock:
-                merged = {**self._pending_changes, **changes}
-            try:
-                dataclasses.replace(self._pipeline.config, **merged).validate()
-            except (ValueError, TypeError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            with self._pending_lock:
-                self._pending_changes = merged
-        for parameter in parameters:
-            if parameter.name == "slop":
-                self._sync.slop_ns = int(parameter.value * 1e9)
-            elif parameter.name == "homography":
-                self._homography = parse_homography(parameter.value)
+                merged = {**self._pending_changes, **config_changes}
+            if config_changes:
+                self._pipeline.check_update(**merged)
+            homography = parse_homography(list(changes["homography"])) if "homography" in changes else None
+        except Exception as exc:  # any reason to refuse is reported to the caller; nothing has changed
+            return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
+        with self._pending_lock:
+            self._pending_changes = merged
+        if "slop" in changes:
+            self._sync.slop_ns = int(changes["slop"] * 1e9)
+        if homography is not None:
+            self._homography = homography
         return SetParametersResult(successful=True)
 
     def _apply_pending_changes(self) -> None:
@@ -276,7 +208,7 @@ class FusionNode(Node):
             self._pipeline.update(**changes)
             self._pipeline_info = self._pipeline.describe()
             self.get_logger().info(f"pipeline updated: {changes}")
-        except Exception as exc:  # a detector for a new mode may fail to load; keep serving
+        except Exception as exc:  # checked when accepted, so this means a bug: keep serving, say so
             self.get_logger().error(f"cannot apply {changes}: {exc}")
 
     # ---- inputs ----------------------------------------------------------------------------
@@ -285,16 +217,23 @@ class FusionNode(Node):
         if old is not None:
             self.destroy_subscription(old)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("qos_depth"), reliability=reliability)
-        topic = f"{stream}/image_raw"
+        transport = self._param(f"{stream}_transport")
+        # image_transport: resolve (remap) the base topic, then append the transport.
+        topic = transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), transport)
         callback: Callable[[Any], None]
-        if self._param(f"{stream}_transport") == "compressed":
-            msg_type, topic = CompressedImage, f"{topic}/compressed"
+        if transport != "raw":
+            msg_type = CompressedImage
             callback = lambda msg, s=stream: self._on_compressed(s, msg)  # noqa: E731
         else:
             msg_type = Image
             callback = lambda msg, s=stream: self._on_image(s, msg)  # noqa: E731
         self._subscriptions_by_stream[stream] = self.create_subscription(
-            msg_type, topic, callback, qos, event_callbacks=self._event_callbacks(stream)
+            msg_type, topic, callback, qos,
+            qos_overriding_options=self._input_qos_options(stream),
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda info, s=stream: self._on_incompatible_qos(s, info),
+                message_lost=self._guarded("message_lost event", lambda info, s=stream: self._on_message_lost(s, info)),
+            ),
         )
         self._reliability[stream] = reliability
         self.get_logger().info(f"subscribed {self.resolve_topic_name(topic)} ({reliability.name.lower()})")
@@ -302,6 +241,8 @@ class FusionNode(Node):
     def _follow_publisher_reliability(self) -> None:
         """qos_reliability=auto: best effort while any publisher is best effort, else reliable."""
         for stream, subscription in list(self._subscriptions_by_stream.items()):
+            if not self._follows_publishers[stream]:
+                continue
             publishers = self.get_publishers_info_by_topic(subscription.topic_name)
             if not publishers:
                 continue
@@ -310,13 +251,8 @@ class FusionNode(Node):
             if wanted != self._reliability[stream]:
                 self._subscribe(stream, wanted)
 
-    def _event_callbacks(self, stream: str) -> SubscriptionEventCallbacks:
-        """QoS events of a subscription: messages the middleware lost count as ``transport_lost``."""
-        return SubscriptionEventCallbacks(
-            message_lost=self._guarded("message_lost event", lambda info: self._on_message_lost(stream, info))
-        )
-
     def _on_message_lost(self, stream: str, info: Any) -> None:
+        """QoS event: messages the middleware lost count as ``transport_lost`` (hint logged once)."""
         lost = int(info.total_count_change)
         if lost <= 0:
             return
@@ -362,7 +298,10 @@ class FusionNode(Node):
         now = time.monotonic()
         if now - self._last_drop_log.get(reason, -1e9) >= 1.0:
             self._last_drop_log[reason] = now
-            self.get_logger().warning(f"dropped ({reason}): {detail}")
+            if reason == "no_subscribers":  # nobody listening is normal on a robot, not a fault
+                self.get_logger().debug(f"dropped ({reason}): {detail}")
+            else:
+                self.get_logger().warning(f"dropped ({reason}): {detail}")
 
     # ---- supervision -------------------------------------------------------------------------
     def _count_exception(self, where: str, exc: Exception) -> None:
@@ -421,15 +360,13 @@ class FusionNode(Node):
         self._wake.set()
 
     # ---- processing --------------------------------------------------------------------------
-    def _warm_up(self, size: list[int]) -> None:
+    def _warm_up(self, size: list[float]) -> None:
         """Run the pipeline on a synthetic pair of `size` ([width, height]) so the first real pair is not slow."""
-        if len(size) != 2 or any(int(v) < 0 for v in size):
-            raise ValueError(f"parameter warmup_size must be [width, height] >= 0, got {list(size)}")
         width, height = int(size[0]), int(size[1])
         if width == 0 and height == 0:
             return
-        if min(width, height) < 32 or width * height > self._max_pixels:
-            raise ValueError(f"parameter warmup_size {width}x{height} must be >= 32x32 and within max_pixels")
+        if width * height > self._max_pixels:
+            raise FusionInputError(f"warmup_size {width}x{height} exceeds max_pixels={self._max_pixels}")
         start = time.perf_counter()
         thermal, visible = synthetic_pair(height, width, seed=0, t=0.0)
         for _ in range(2):  # the first call allocates and plans; the second runs as in steady state
@@ -474,6 +411,7 @@ class FusionNode(Node):
             "weights": self._weights_pub.get_subscription_count() > 0,
             "colored": self._colored_pub.get_subscription_count() > 0,
             "debug": self._param("publish_debug") and self._debug_pub.get_subscription_count() > 0,
+            "compressed": self._param("publish_compressed") and self._compressed_pub.get_subscription_count() > 0,
         }
 
     def _process(self, pair: SyncedPair) -> None:
@@ -488,12 +426,15 @@ class FusionNode(Node):
         try:
             visible = to_bgr(rgb_array, rgb_encoding)
             thermal = to_bgr(thermal_array, thermal_encoding)
-            if not np.allclose(self._homography, np.eye(3)):
-                thermal = warp_thermal(thermal, self._homography, visible.shape[:2])
+            thermal = self._register(thermal, visible.shape[:2], pair.first_stamp_ns, pair.second_stamp_ns)
+            if thermal is None:
+                return
             result = self._pipeline(thermal, visible)
             if visible.shape[:2] not in self._warm_sizes:  # pairs queued during this first (slow) call
                 self._warm_sizes.add(visible.shape[:2])
                 self._catch_up_requests += 1
+            for note in result.warnings:  # e.g. "infrared resized": rate-limited per text by the log bridge
+                CORE_LOGGER.warning(note)
         except FusionInputError as exc:
             reason = "size_mismatch" if isinstance(exc, SizeMismatchError) else "bad_data"
             self._drop(reason, str(exc))
@@ -505,6 +446,10 @@ class FusionNode(Node):
         if wanted["fused"]:
             encoding = "bgr8" if result.fused.ndim == 3 else "mono8"
             self._fused_pub.publish(array_to_image(result.fused, encoding, header))
+        if wanted["compressed"]:
+            self._publish_compressed(result.fused, header)
+        if (wanted["fused"] or wanted["compressed"]) and self._fused_info_pub.get_subscription_count() > 0:
+            self._publish_fused_camera_info(header, result.fused.shape[:2], pair.second_stamp_ns)
         if wanted["weights"]:
             self._weights_pub.publish(array_to_image(result.weights.astype(np.float32, copy=False), "32FC1", header))
         if wanted["colored"]:
@@ -515,6 +460,159 @@ class FusionNode(Node):
         latency_ms = (self.get_clock().now().nanoseconds - pair.second_stamp_ns) / 1e6
         gap_ms = abs(pair.first_stamp_ns - pair.second_stamp_ns) / 1e6
         self._stats.record_output(latency_ms, (time.perf_counter() - start) * 1e3, gap_ms)
+
+    # ---- QoS overrides -------------------------------------------------------------------------
+    def _output(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+        """A publisher whose history, depth and reliability follow ``qos_overrides.<topic>.publisher.*``.
+
+        The overrides are written into the profile passed in, so each publisher gets its own copy.
+        """
+        own = QoSProfile(history=qos.history, depth=qos.depth, reliability=qos.reliability, durability=qos.durability)
+        return self.create_publisher(
+            msg_type, topic, own, qos_overriding_options=QoSOverridingOptions.with_default_policies())
+
+    def _input_topic(self, stream: str) -> str:
+        return transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), self._param(f"{stream}_transport"))
+
+    def _reliability_override(self, stream: str) -> ReliabilityPolicy | None:
+        """``qos_overrides.<input topic>.subscription.reliability`` when given (it then fixes the
+        reliability of that input); None = the node's ``qos_reliability`` rule."""
+        name = f"qos_overrides.{self._input_topic(stream)}.subscription.reliability"
+        descriptor = ParameterDescriptor(
+            description=f"reliability of the {stream} input: reliable, best_effort, or auto = qos_reliability",
+            read_only=True)
+        value = self.declare_parameter(name, RELIABILITY_FROM_NODE, descriptor).value
+        if value == RELIABILITY_FROM_NODE:
+            return None
+        if value not in ("reliable", "best_effort"):
+            raise ValueError(f"parameter {name} must be reliable, best_effort or auto, got {value!r}")
+        return ReliabilityPolicy.RELIABLE if value == "reliable" else ReliabilityPolicy.BEST_EFFORT
+
+    def _input_qos_options(self, stream: str) -> QoSOverridingOptions:
+        """History and depth always come from ``qos_overrides``; reliability only when it fixes it."""
+        kinds = [QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]
+        if self._fixed_reliability.get(stream) is not None:
+            kinds.append(QoSPolicyKind.RELIABILITY)
+        return QoSOverridingOptions(kinds)
+
+    def _on_incompatible_qos(self, stream: str, info: Any) -> None:
+        """A publisher the subscription cannot match: expected (and followed) in auto mode, else a warning."""
+        policy = str(getattr(info.last_policy_kind, "name", info.last_policy_kind)).lower()
+        policy = policy.removeprefix("rmw_qos_policy_")  # rclpy reports RMW_QOS_POLICY_RELIABILITY
+        topic = self._subscriptions_by_stream[stream].topic_name
+        if self._follows_publishers[stream] and policy == "reliability":
+            self.get_logger().debug(f"{topic}: a publisher offers other reliability; following it")
+            return
+        self.get_logger().warning(
+            f"{topic}: a publisher offers incompatible QoS ({policy}); set qos_reliability or "
+            f"qos_overrides.{topic}.subscription.{policy}", throttle_duration_sec=10.0)
+
+    # ---- camera_info and registration ---------------------------------------------------------
+    def _load_calibration_file(self) -> StereoCalibration | None:
+        """The calibration file's cameras and extrinsics, or None (FusionInputError names a bad file)."""
+        path = self._param("calibration_file")
+        if not path:
+            return None
+        calibration = load_stereo_calibration(path)  # FusionInputError (a ValueError) names the problem
+        self.get_logger().info(
+            f"calibration {path}: thermal {calibration.thermal.size[0]}x{calibration.thermal.size[1]}, "
+            f"RGB {calibration.rgb.size[0]}x{calibration.rgb.size[1]}, "
+            f"|t| = {np.linalg.norm(calibration.translation):.3f}")
+        return calibration
+
+    def _subscribe_camera_info(self, stream: str) -> None:
+        """camera_info beside the (remapped) image topic, as image_transport's camera subscriber does."""
+        topic = camera_info_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]))
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.create_subscription(CameraInfo, topic, lambda msg, s=stream: self._on_camera_info(s, msg), qos)
+
+    def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
+        with self._camera_info_lock:
+            self._camera_info[stream].append((_stamp_ns(msg.header), msg))
+
+    def _camera_info_for(self, stream: str, stamp_ns: int) -> CameraInfo | None:
+        """The camera_info with the frame's stamp, else the newest one received."""
+        with self._camera_info_lock:
+            infos = list(self._camera_info[stream])
+        for info_stamp, msg in reversed(infos):
+            if info_stamp == stamp_ns:
+                return msg
+        return infos[-1][1] if infos else None
+
+    def _camera_model(self, stream: str, stamp_ns: int) -> CameraModel | None:
+        msg = self._camera_info_for(stream, stamp_ns)
+        if msg is None or msg.k[0] <= 0:
+            return None
+        if msg.distortion_model not in ("", "plumb_bob", "rational_polynomial"):
+            raise FusionInputError(f"{stream} camera_info distortion model {msg.distortion_model!r} is not supported "
+                                   "(plumb_bob or rational_polynomial)")
+        return CameraModel(np.asarray(msg.k, dtype=np.float64), (msg.width, msg.height), np.asarray(msg.d))
+
+    def _calibration(self, thermal_stamp_ns: int, rgb_stamp_ns: int) -> StereoCalibration | None:
+        if self._calibration_file is not None:
+            return self._calibration_file
+        thermal = self._camera_model("thermal", thermal_stamp_ns)
+        rgb = self._camera_model("rgb", rgb_stamp_ns)
+        if thermal is None or rgb is None:
+            return None
+        return StereoCalibration(thermal, rgb, np.asarray(self._param("extrinsic_rotation")),
+                                 np.asarray(self._param("extrinsic_translation")))
+
+    def _register(self, thermal: np.ndarray, size: tuple[int, int], thermal_stamp_ns: int,
+                  rgb_stamp_ns: int) -> np.ndarray | None:
+        """The thermal frame in the RGB frame of ``size`` = (height, width); None = dropped (counted)."""
+        if self._param("registration") == "homography":
+            if np.allclose(self._homography, np.eye(3)):
+                return thermal
+            return warp_thermal(thermal, self._homography, size)
+        calibration = self._calibration(thermal_stamp_ns, rgb_stamp_ns)
+        if calibration is None:
+            self._drop("no_calibration", "registration: calibration needs thermal and rgb camera_info "
+                       "(or calibration_file)")
+            return None
+        depth = float(self._param("scene_depth"))
+        rgb_size, thermal_size = (size[1], size[0]), (thermal.shape[1], thermal.shape[0])
+        key = (_model_key(calibration), depth, rgb_size, thermal_size)
+        if key != self._registration_key:
+            self._registration_maps = registration_maps(calibration, depth, rgb_size, thermal_size)
+            self._registration_key = key
+            self.get_logger().info(f"registration maps from calibration: depth {depth} m, "
+                                   f"thermal {thermal_size[0]}x{thermal_size[1]} -> RGB {rgb_size[0]}x{rgb_size[1]}")
+        return remap_thermal(thermal, self._registration_maps)
+
+    # ---- extra outputs ------------------------------------------------------------------------
+    def _publish_compressed(self, fused: np.ndarray, header: Any) -> None:
+        """fused/image/compressed as compressed_image_transport writes JPEG."""
+        encoding = "bgr8" if fused.ndim == 3 else "mono8"
+        ok, buffer = cv2.imencode(".jpg", fused, [cv2.IMWRITE_JPEG_QUALITY, int(self._param("jpeg_quality"))])
+        if not ok:
+            raise ConversionError("JPEG encoding of the fused image failed")
+        self._compressed_pub.publish(
+            CompressedImage(header=header, format=f"{encoding}; jpeg compressed {encoding}", data=buffer.tobytes()))
+
+    def _publish_fused_camera_info(self, header: Any, shape: tuple[int, int], rgb_stamp_ns: int) -> None:
+        """The RGB camera's calibration (the fused image is in its frame) with the fused header."""
+        source = self._camera_info_for("rgb", rgb_stamp_ns)
+        height, width = shape
+        if source is not None:
+            info = CameraInfo(
+                header=header, height=source.height, width=source.width, distortion_model=source.distortion_model,
+                d=list(source.d), k=list(source.k), r=list(source.r), p=list(source.p),
+                binning_x=source.binning_x, binning_y=source.binning_y, roi=source.roi)
+        elif self._calibration_file is not None:
+            rgb = self._calibration_file.rgb
+            distortion = list(rgb.distortion) or [0.0] * 5
+            projection = np.hstack([rgb.matrix, np.zeros((3, 1))])
+            info = CameraInfo(
+                header=header, height=rgb.size[1], width=rgb.size[0],
+                distortion_model="rational_polynomial" if len(distortion) >= 8 else "plumb_bob",
+                d=[float(v) for v in distortion], k=rgb.matrix.reshape(-1).tolist(),
+                r=np.eye(3).reshape(-1).tolist(), p=projection.reshape(-1).tolist())
+        else:
+            return
+        if (info.width, info.height) != (width, height) and info.width and info.height:
+            _rescale_camera_info(info, width, height)
+        self._fused_info_pub.publish(info)
 
     # ---- diagnostics -------------------------------------------------------------------------
     def _sync_drops(self) -> dict[str, int]:
@@ -565,6 +663,7 @@ class FusionNode(Node):
         self._wake.set()
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
+        self._uninstall_log_bridge()
         super().destroy_node()
 
 
@@ -575,6 +674,27 @@ def _bgr8_tile(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return image if (image.shape[1], image.shape[0]) == size else cv2.resize(image, size)
+
+
+def _model_key(calibration: StereoCalibration) -> bytes:
+    """Bytes that change whenever any number or size of the calibration changes."""
+    parts = [calibration.rotation, calibration.translation]
+    for camera in (calibration.thermal, calibration.rgb):
+        parts += [camera.matrix, camera.distortion, np.asarray(camera.size, dtype=np.float64)]
+    return b"".join(np.ascontiguousarray(part, dtype=np.float64).tobytes() + b"|" for part in parts)
+
+
+def _rescale_camera_info(info: CameraInfo, width: int, height: int) -> None:
+    """Scale K and P of ``info`` to an image of ``width`` x ``height`` (pixel-centre convention)."""
+    scale_x, scale_y = width / info.width, height / info.height
+    k, p = np.asarray(info.k, dtype=np.float64).reshape(3, 3), np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    for matrix in (k, p):
+        matrix[0, :] *= scale_x
+        matrix[1, :] *= scale_y
+        matrix[0, 2] += 0.5 * (scale_x - 1.0)
+        matrix[1, 2] += 0.5 * (scale_y - 1.0)
+    info.k, info.p = k.reshape(-1).tolist(), p.reshape(-1).tolist()
+    info.width, info.height = width, height
 
 
 def _side_by_side(thermal: np.ndarray, visible: np.ndarray, result: Any) -> np.ndarray:

@@ -71,10 +71,18 @@ def test_failed_overwrite_keeps_the_old_bag_and_leaves_nothing(tmp_path: Path, c
     assert _leftovers(tmp_path) == []
 
 
-def test_fuse_failure_leaves_no_bag_and_no_csv(bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fuse_failure_after_writing_started_leaves_no_bag_and_no_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _folder(tmp_path / "data", 3)
+    for path in sorted((data / "vis").iterdir()):  # aspect ratio 1:4 against 5:6: every pair is refused
+        cv2.imwrite(str(path), np.zeros((40, 160, 3), np.uint8))
+    bag = tmp_path / "bag"
+    assert bag_main(["make", str(data), "-o", str(bag), "--start-time", START, "--no-progress"]) == 0
     out = tmp_path / "fused"
-    assert bag_main(["fuse", str(bag), "-o", str(out), "--backend", "nonsense", "--no-progress"]) == 1
-    assert "Traceback" not in capsys.readouterr().err
+    assert bag_main(["fuse", str(bag), "-o", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "no pair could be fused" in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "fused.csv").exists() and _leftovers(tmp_path) == []
 
 

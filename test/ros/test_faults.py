@@ -26,7 +26,7 @@ from ivif_ros.ros.faults import COMPRESSED_FAULTS, RAW_FAULTS, Injector, fault_s
 from ros_test_helpers import start_node, stop_process
 
 # Reader depth 10: a fault is a burst of messages, which keep-last 2 would partly overwrite unseen.
-SMALL = ["-p", "warmup_size:=[160, 128]", "-p", "diagnostics_period:=0.3", "-p", "qos_depth:=10"]
+SMALL = ["-p", "warmup_size:=[160.0, 128.0]", "-p", "diagnostics_period:=0.3", "-p", "qos_depth:=10"]
 
 
 class RunningNode(NamedTuple):
@@ -217,7 +217,7 @@ def test_watchdog_restarts_a_dead_worker_and_reports_error(domain_id: int) -> No
     context = Context()
     rclpy.init(context=context, domain_id=domain)
     node = FusionNode(context=context, namespace=namespace, parameter_overrides=[
-        Parameter("warmup_size", value=[160, 128]), Parameter("diagnostics_period", value=0.3),
+        Parameter("warmup_size", value=[160.0, 128.0]), Parameter("diagnostics_period", value=0.3),
         Parameter("qos_depth", value=10),
     ])
     executor = SingleThreadedExecutor(context=context)

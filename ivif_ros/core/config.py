@@ -1,0 +1,87 @@
+"""``FusionConfig``: every tunable of the fusion pipeline, each declared once with its schema.
+
+Each field's :class:`~ivif_ros.core.settings.Setting` (help, range or choices, array length,
+runtime flag) is the only place a range is written: ``validate()``, ``RUNTIME_FIELDS``, the node's
+parameter descriptors and checks, ``--set`` on the command lines and ``config/fusion.yaml`` are
+derived from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .settings import check_fields, runtime_fields, setting
+
+__all__ = ["FusionConfig", "RUNTIME_FIELDS", "MODES", "MIN_SIDE"]
+
+MODES = ("default", "seed")
+MIN_SIDE = 8
+
+
+@dataclass
+class FusionConfig:
+    """Every tunable of the pipeline, with the product defaults.
+
+    ``dataclasses.fields(FusionConfig)`` lists them; each field's ``metadata["setting"]`` holds its
+    help text, range and whether it may change at runtime (see ``ivif_ros.core.settings``).
+    """
+
+    mode: str = setting("default", "fusion mode: default = the product, seed = the paper's method (slow)",
+                        choices=MODES, runtime=True)
+    thermal_stretch: str = setting(
+        "auto", "thermal to 0..255 (auto = percentile for 16-bit/float, min-max for 8-bit)",
+        choices=("auto", "minmax", "percentile"), runtime=True)
+    thermal_percentiles: tuple[float, float] = setting(
+        (0.5, 99.5), "[low, high] percentiles of the robust thermal stretch",
+        length=2, low=0.0, high=100.0, increasing=True, runtime=True)
+    visible_enhance: float = setting(0.0, "share of the enhanced visible luminance mixed with the original",
+                                     low=0.0, high=1.0, runtime=True)
+    thermal_enhance: float = setting(0.0, "share of the enhanced thermal luminance (the paper: 0)",
+                                     low=0.0, high=1.0, runtime=True)
+    target_contrast: float = setting(4.0, "base contrast ratio after compression in the enhancement (paper: 4)",
+                                     low=1.0, low_open=True, high=1000.0, runtime=True)
+    enhance_detail_gain: float = setting(1.0, "log-detail multiplier of the enhancement (paper: 1)",
+                                         low=0.0, high=10.0, runtime=True)
+    detector_scale: float = setting(0.5, "detector input size relative to the visible frame (default mode)",
+                                    low=0.05, high=2.0, runtime=True)
+    weight_temperature: float = setting(1.0, "divides the window scores before the sigmoid (> 1 = softer weights)",
+                                        low=0.01, high=100.0, runtime=True)
+    smoothing_radius: int = setting(8, "guided-filter radius of the weight refinement, px at full resolution; 0 = off",
+                                    low=0, high=256, runtime=True)
+    smoothing_eps: float = setting(1e-3, "guided-filter eps of the weight refinement (0..1 intensity scale)",
+                                   low=0.0, low_open=True, high=1.0, runtime=True)
+    base_radius: int = setting(16, "radius of the base/detail split of the fusion, px", low=1, high=256, runtime=True)
+    base_temperature: float = setting(10.0, "softness (grey levels) of the brightness selection of the base layers",
+                                      low=0.1, high=1000.0, runtime=True)
+    base_complement: float = setting(0.3, "share of the darker source's zero-mean base added to the fused base",
+                                     low=0.0, high=1.0, runtime=True)
+    detector_mix: float = setting(
+        0.5, "share of the blur detector in the detail weights (rest: local detail energy); 1 = detector only",
+        low=0.0, high=1.0, runtime=True)
+    detail_sigma: float = setting(2.0, "Gaussian sigma of the local detail energy, px", low=0.3, high=32.0, runtime=True)
+    detail_gain: float = setting(1.0, "multiplier of the fused detail layer", low=0.0, high=10.0, runtime=True)
+    output_stretch: float = setting(
+        0.5, "percent of darkest/brightest fused pixels saturated by the final linear stretch; 0 = off",
+        low=0.0, high=50.0, high_open=True, runtime=True)
+    seed_stride: int = setting(0, "seed mode window stride, px; 0 = the paper's rule (8, or 4 from 500 px)",
+                               choices=(0, 1, 2, 4, 8, 16, 32))
+    seed_blend_radius: float = setting(16.0, "seed mode distance-transform blending half-width, px",
+                                       low=0.0, low_open=True, high=10000.0, runtime=True)
+    seed_retinex: bool = setting(True, "seed mode final Single-Scale Retinex", runtime=True)
+    retinex_sigma: float = setting(300.0, "Gaussian sigma of the Retinex surround, px",
+                                   low=0.0, low_open=True, high=100000.0)
+    size_tolerance: float = setting(0.02, "relative aspect-ratio tolerance of the thermal-to-visible resize policy",
+                                    low=0.0, high=1.0)
+    max_pixels: int = setting(4096 * 4096, "larger input frames are refused (width x height)",
+                              low=MIN_SIDE * MIN_SIDE, high=1 << 30)
+
+    def validate(self) -> None:
+        """Check type, array length, NaN/inf and range of every field.
+
+        Raises:
+            FusionInputError: (a ``ValueError``) naming the first invalid field and its value.
+        """
+        check_fields(self)
+
+
+#: Fields that may change while a pipeline runs (the node exposes them as live parameters).
+RUNTIME_FIELDS = runtime_fields(FusionConfig)
