@@ -524,7 +524,8 @@ class FusionNode(Node):
         """camera_info beside the (remapped) image topic, as image_transport's camera subscriber does."""
         topic = camera_info_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]))
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(CameraInfo, topic, lambda msg, s=stream: self._on_camera_info(s, msg), qos)
+        callback = self._guarded(f"{stream} camera_info callback", lambda msg, s=stream: self._on_camera_info(s, msg))
+        self.create_subscription(CameraInfo, topic, callback, qos)
 
     def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
         with self._camera_info_lock:
