@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import inspect
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -65,7 +65,9 @@ _REGISTRY: dict[str, BackendFactory] = {}
 _AVAILABILITY: dict[str, Callable[[str], str | None]] = {}
 
 
-def register_backend(name: str, availability: Callable[[str], str | None]) -> Callable[[BackendFactory], BackendFactory]:
+def register_backend(
+    name: str, availability: Callable[[str], str | None]
+) -> Callable[[BackendFactory], BackendFactory]:
     """Class decorator: register a backend factory under ``name``.
 
     ``availability(device)`` returns None when the backend can run on ``device``, else the reason.
@@ -162,7 +164,8 @@ def create_backend(name: str, model, device: str = "auto", **options) -> Detecto
                     LOGGER.warning("backend auto: %s failed (%s); trying the next candidate", label, error)
                     reasons.append(f"{label}: failed: {error}")
                     continue
-                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, "; ".join(reasons) or "first choice")
+                why = "; ".join(reasons) or "first choice"
+                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, why)
                 return backend
             reasons.append(f"{label}: {reason}")
         raise BackendError("no usable backend: " + "; ".join(reasons))

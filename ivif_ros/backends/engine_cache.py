@@ -27,9 +27,10 @@ import os
 import stat
 import struct
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = [
     "CACHE_ENV",
@@ -112,7 +113,9 @@ def private_cache_dir(folder: str | Path, kind: str) -> Path:
     if fallback is None or _untrusted_reason(fallback) is not None:
         fallback = Path(tempfile.mkdtemp(prefix=f"ivif_ros-{kind}-"))
         _FALLBACK_DIRS[kind] = fallback
-    LOGGER.warning("refusing %s cache %s: %s; using the private folder %s for this process", kind, folder, reason, fallback)
+    LOGGER.warning(
+        "refusing %s cache %s: %s; using the private folder %s for this process", kind, folder, reason, fallback
+    )
     return fallback
 
 
@@ -123,7 +126,9 @@ def write_entry(path: str | Path, key: dict[str, Any], payload: bytes) -> Path:
         OSError: the folder is not writable.
     """
     path = Path(path)
-    header = json.dumps({"key": key, "payload_sha256": sha256_bytes(payload), "bytes": len(payload)}, sort_keys=True).encode()
+    header = json.dumps(
+        {"key": key, "payload_sha256": sha256_bytes(payload), "bytes": len(payload)}, sort_keys=True
+    ).encode()
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(handle, "wb") as fh:

@@ -3,8 +3,9 @@
 The export needs only torch (``torch.onnx``, TorchScript exporter) and is cached on disk as one
 entry file ``<cache>/onnx/<arch>-<key16>-opset<N>-<precision>.onnxentry`` (``engine_cache``
 trust rules: private folder, the key — model fingerprint plus this code's export settings — stored
-in the same atomic file), so a second start loads the graph without tracing. On CPU this backend is several times faster than eager torch for the small
-``fast`` detector (fused kernels, no Python per layer), which is why ``auto`` prefers it on CPU.
+in the same atomic file), so a second start loads the graph without tracing. On CPU this backend
+is several times faster than eager torch for the small ``fast`` detector (fused kernels, no
+Python per layer), which is why ``auto`` prefers it on CPU.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,7 +126,10 @@ def export_onnx(
     kwargs: dict[str, Any] = dict(
         input_names=[INPUT_NAME],
         output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "rows", 3: "cols"}},
+        dynamic_axes={
+            INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT_NAME: {0: "batch", 2: "rows", 3: "cols"},
+        },
         opset_version=opset,
         do_constant_folding=True,
     )
@@ -157,7 +162,7 @@ class OnnxGraph:
     sha256: str
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "OnnxGraph":
+    def from_file(cls, path: str | Path) -> OnnxGraph:
         """A plain ``.onnx`` file given by the user.
 
         Raises:
@@ -167,7 +172,9 @@ class OnnxGraph:
         try:
             data = path.read_bytes()
         except OSError as error:
-            raise BackendError(f"ONNX file not found or unreadable: {path} ({error}); set onnx_path to an exported model") from error
+            raise BackendError(
+                f"ONNX file not found or unreadable: {path} ({error}); set onnx_path to an exported model"
+            ) from error
         return cls(path, data, sha256_bytes(data))
 
 
@@ -224,7 +231,9 @@ def cached_onnx(
         try:
             folder = private_cache_dir(default_cache_dir("onnx"), "onnx")
         except OSError as error:  # read-only home (robots, containers)
-            LOGGER.warning("ONNX cache %s not writable (%s); using %s", default_cache_dir("onnx"), error, _fallback_folder())
+            LOGGER.warning(
+                "ONNX cache %s not writable (%s); using %s", default_cache_dir("onnx"), error, _fallback_folder()
+            )
             folder = private_cache_dir(_fallback_folder(), "onnx")
     key = export_key(model, opset, precision)
     arch = type(model).__name__.lower()

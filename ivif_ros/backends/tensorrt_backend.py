@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -125,12 +126,15 @@ def build_plan(trt: Any, fp16: bool, tf32: bool = True) -> BuildPlan:
         return BuildPlan(onnx_precision="fp16" if fp16 else "fp32", strongly_typed=True, fp16_flag=False, tf32=tf32)
     if fp16 and not hasattr(getattr(trt, "BuilderFlag", None), "FP16"):
         raise BackendError(
-            f"TensorRT {getattr(trt, '__version__', '?')} has neither strongly typed networks nor BuilderFlag.FP16; use fp16=False"
+            f"TensorRT {getattr(trt, '__version__', '?')} has neither strongly typed networks nor "
+            "BuilderFlag.FP16; use fp16=False"
         )
     return BuildPlan(onnx_precision="fp32", strongly_typed=False, fp16_flag=bool(fp16), tf32=tf32)
 
 
-def build_serialized(trt: Any, onnx: bytes, profile: tuple, plan: BuildPlan, workspace_bytes: int, label: str = "") -> bytes:
+def build_serialized(
+    trt: Any, onnx: bytes, profile: tuple, plan: BuildPlan, workspace_bytes: int, label: str = ""
+) -> bytes:
     """Parse the ONNX graph and build a serialised engine with one optimisation profile.
 
     Args:
@@ -265,8 +269,10 @@ class TensorRTBackend(DetectorBackend):
         else:
             graph = OnnxGraph.from_file(onnx_path)
             if self.plan.strongly_typed:
-                LOGGER.warning("strongly typed TensorRT: the precision of %s is the graph's own (fp16=%s does not change it)",
-                               onnx_path, self.fp16)
+                LOGGER.warning(
+                    "strongly typed TensorRT: the precision of %s is the graph's own (fp16=%s does not change it)",
+                    onnx_path, self.fp16,
+                )
         self.onnx_path = graph.path
         major, minor = torch.cuda.get_device_capability(self._device)
         self.key = EngineKey(
@@ -284,7 +290,9 @@ class TensorRTBackend(DetectorBackend):
         with torch.cuda.device(self._device):
             self._engine, self.built = self.cache.load_or_build(
                 self.key,
-                build=lambda: build_serialized(trt, graph.data, self.profile, self.plan, workspace_mb << 20, str(graph.path)),
+                build=lambda: build_serialized(
+                    trt, graph.data, self.profile, self.plan, workspace_mb << 20, str(graph.path)
+                ),
                 deserialize=runtime.deserialize_cuda_engine,
                 force_rebuild=force_rebuild,
             )
@@ -317,7 +325,9 @@ class TensorRTBackend(DetectorBackend):
         if len(shape) != 4 or shape[1] != 2 or shape[0] < 1:
             raise BackendError(f"pair must be (N, 2, H, W), got {tuple(shape)}")
         if shape[0] > high[0]:
-            raise BackendError(f"batch {shape[0]} exceeds the engine profile's max_batch {high[0]}; raise max_batch and rebuild")
+            raise BackendError(
+                f"batch {shape[0]} exceeds the engine profile's max_batch {high[0]}; raise max_batch and rebuild"
+            )
         if not (low[2] <= shape[2] <= high[2] and low[3] <= shape[3] <= high[3]):
             raise BackendError(
                 f"detector input {shape[2]}x{shape[3]} is outside the engine profile "

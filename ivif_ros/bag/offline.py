@@ -403,7 +403,7 @@ class _PairFuser:
             results = None
         if results is not None:
             share = (time.perf_counter() - started) / len(queue)
-            for item, result in zip(queue, results):
+            for item, result in zip(queue, results, strict=True):
                 self._emit(item, result, share)
             return
         for item in queue:

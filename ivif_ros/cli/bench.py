@@ -23,8 +23,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -164,7 +165,7 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
     """Median, p95, mean, min and max of millisecond samples."""
     values = np.asarray(samples, dtype=np.float64)
     if values.size == 0:
-        return {"median": float("nan"), "p95": float("nan"), "mean": float("nan"), "min": float("nan"), "max": float("nan")}
+        return dict.fromkeys(("median", "p95", "mean", "min", "max"), float("nan"))
     return {
         "median": float(np.median(values)),
         "p95": float(np.percentile(values, 95)),
@@ -258,7 +259,9 @@ def _bench_batched(pipeline, pairs, batch: int, runs: int, warmup: int) -> dict[
     Stage times are each pair's share; ``total`` is the time between consecutive batches coming
     out (double-buffered on CUDA, so it includes the overlap), per batch; pairs/s = batch / total.
     """
-    groups = [[pairs[(start + k) % len(pairs)] for k in range(batch)] for start in range(0, (warmup + runs) * batch, batch)]
+    groups = [
+        [pairs[(start + k) % len(pairs)] for k in range(batch)] for start in range(0, (warmup + runs) * batch, batch)
+    ]
     samples: dict[str, list[float]] = {stage: [] for stage in ("prepare", "enhance", "detect", "weights", "fuse")}
     samples["total"] = []
     _reset_peak_rss()
@@ -339,7 +342,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- GPU: {machine.get('gpu') or 'none (no CUDA device)'}",
         f"- torch {machine['torch']} (threads {machine['torch_threads']}), onnxruntime {machine.get('onnxruntime')}, "
         f"opencv {machine.get('opencv')} (threads {machine.get('opencv_threads')})",
-        f"- device {report['device']}, runs {report['runs']} after {report['warmup']} warm-up, inputs {report['inputs']}",
+        f"- device {report['device']}, runs {report['runs']} after {report['warmup']} warm-up, "
+        f"inputs {report['inputs']}",
         f"- config overrides: {report['overrides'] or 'none (product defaults)'}",
         "",
         "## Full pipeline (median ms; p95 in parentheses)",
@@ -347,7 +351,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Batch > 1 rows are the offline batched path (`fuse_batches`): stages are each pair's share,",
         "total is per batch; pairs/s counts every pair.",
         "",
-        "| size | backend | batch | " + " | ".join(STAGES) + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
+        "| size | backend | batch | " + " | ".join(STAGES)
+        + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
         "|" + "---|" * (len(STAGES) + 7),
     ]
     for row in report["pipeline"]:
@@ -355,7 +360,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} |")
             continue
         stages = row["stages"]
-        cells = [f"{_fmt(stages[s]['median'], 2)} ({_fmt(stages[s]['p95'], 2)})" if s in stages else "–" for s in STAGES]
+        cells = [
+            f"{_fmt(stages[s]['median'], 2)} ({_fmt(stages[s]['p95'], 2)})" if s in stages else "–" for s in STAGES
+        ]
         total = stages["total"]
         lines.append(
             f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | " + " | ".join(cells)
@@ -372,12 +379,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     for row in report["detector"]:
         if "error" in row:
             lines.append(
-                f"| {row['size']} | {row.get('input', '')} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} | | | | |"
+                f"| {row['size']} | {row.get('input', '')} | {row['variant']} | {row.get('batch', 1)} | "
+                f"skipped: {row['error']} | | | | |"
             )
             continue
         settings = ", ".join(f"{k}={v}" for k, v in row["describe"].items() if k not in ("backend", "onnx", "engine"))
         lines.append(
-            f"| {row['size']} | {row['input']} | {row['variant']} | {row.get('batch', 1)} | {settings} | {_fmt(row['ms']['median'], 2)} | "
+            f"| {row['size']} | {row['input']} | {row['variant']} | {row.get('batch', 1)} | {settings} | "
+            f"{_fmt(row['ms']['median'], 2)} | "
             f"{_fmt(row['ms']['p95'], 2)} | **{_fmt(row['pairs_per_s'])}** | {row['load_before'][0]:.2f} |"
         )
     for note in report.get("notes", []):
@@ -481,7 +490,7 @@ def bench_command(
     for size in frame_sizes:
         label = f"{size[1]}x{size[0]}"
         pairs = _load_pairs(size, data, 8)
-        for text, choice in zip(variant_texts, choices):
+        for text, choice in zip(variant_texts, choices, strict=True):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
             for batch in ([] if skip_pipeline else batches):
                 row: dict[str, Any] = {"size": label, "variant": text, "batch": batch}
@@ -534,7 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
     parser.add_argument("--runs", type=int, default=30, help="measured runs per configuration")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured warm-up runs")
-    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: library defaults)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch and OpenCV threads (default: library defaults)"
+    )
     parser.add_argument("--model", default=None, help="detector weights (default: shipped)")
     parser.add_argument("--data", nargs=2, metavar=("IR", "VIS"), default=None, help="real pairs (files or folders)")
     parser.add_argument("--out", default=None, help="folder for bench.json and bench.md")

@@ -50,7 +50,7 @@ def fuse_in_batches(
             except Exception:  # a bad pair in the group: fall back to single calls, each with its own outcome
                 results = None
             if results is not None:
-                yield from zip((item for item, _ in group), results)
+                yield from zip((item for item, _ in group), results, strict=True)
                 group.clear()
                 return
         for item, (ir, vis) in group:

@@ -154,8 +154,8 @@ class FusionPipeline:
             a mapping ``{mode: backend}``, or any object whose ``get(mode)`` returns one, creating
             it on demand (``ivif_ros.backends.choice.DetectorLoader``;
             ``ivif_ros.backends.choice.create_pipeline`` builds pipeline and loader in one call).
-            A backend is called with float32 (1, 2, H, W) pairs and has ``window``, ``stride``,
-            ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
+            A backend is called with float32 (N, 2, H, W) pairs (N = B on the batched path) and has
+            ``window``, ``stride``, ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
             reported by ``describe()``.
         use_torch: run the default mode with the torch primitives on the detector's device:
             None = when the detector runs on CUDA, True = always (also on CPU), False = never.
@@ -340,7 +340,9 @@ class FusionPipeline:
             clock.lap("fuse")
             return fused, weights, clock, ops.mark(), [w for _, _, w in prepared]
 
-    def _collect_batch(self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list) -> list[FusionResult]:
+    def _collect_batch(
+        self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list
+    ) -> list[FusionResult]:
         ops.wait(mark)
         fused_np, weights_np = ops.finish(fused), ops.finish(weights)
         share = {stage: ms / len(warnings) for stage, ms in clock.result().items()}

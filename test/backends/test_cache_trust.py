@@ -82,7 +82,9 @@ def test_entry_bound_to_its_key(tmp_path):
     assert read_entry(path, {"model_sha256": "a" * 64, "opset": 17})[1].startswith("sha256 mismatch")
 
 
-needs_export = pytest.mark.skipif(not has_onnxruntime(), reason="onnxruntime is not installed (export checked through it)")
+needs_export = pytest.mark.skipif(
+    not has_onnxruntime(), reason="onnxruntime is not installed (export checked through it)"
+)
 
 
 @needs_export
@@ -104,7 +106,9 @@ def test_planted_onnx_in_the_predictable_tmp_fallback_is_not_loaded(fast_net, tm
 
 
 @needs_export
-@pytest.mark.parametrize("field,value", [("model_sha256", "0" * 64), ("precision", "fp16"), ("recipe", -1), ("torch", "0.0.1")])
+@pytest.mark.parametrize(
+    "field,value", [("model_sha256", "0" * 64), ("precision", "fp16"), ("recipe", -1), ("torch", "0.0.1")]
+)
 def test_onnx_entry_made_from_something_else_is_exported_again(fast_net, tmp_path, caplog, field, value):
     graph = cached_onnx(fast_net, tmp_path)
     key = dict(export_key(fast_net, 17, "fp32"), **{field: value})

@@ -156,7 +156,7 @@ class TestEngineCache:
 
     def test_entry_planted_under_the_name_of_another_key_is_refused(self, tmp_path, caplog):
         """An engine whose embedded key differs (another GPU) but that sits under this key's name."""
-        cache, fake, key = EngineCache(tmp_path), FakeBuilder(), make_key()
+        cache, key = EngineCache(tmp_path), make_key()
         other = make_key(gpu_name="Tesla T4")
         cache.store(other, FakeBuilder.MAGIC + b"for a T4")
         cache.path_for(other).rename(cache.path_for(key))

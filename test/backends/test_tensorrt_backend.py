@@ -88,7 +88,9 @@ def test_engine_is_cached_and_reloaded(trt_or_skip, fast_net, tmp_path):
 
 
 def test_outside_profile_is_refused(trt_or_skip, fast_net, tmp_path):
-    backend = create_backend("tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, resolutions=[(64, 64), (128, 128)])
+    backend = create_backend(
+        "tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, resolutions=[(64, 64), (128, 128)]
+    )
     with pytest.raises(BackendError, match="outside the engine profile"):
         backend(np.zeros((1, 2, 256, 256), np.float32))
 

@@ -97,7 +97,7 @@ def test_fuse_in_batches_writes_what_single_calls_write(small_bag: Path, tmp_pat
     expected = list(read_images(tmp_path / "single", topics))
     actual = list(read_images(tmp_path / "batched", topics))
     assert [(o.topic, o.stamp_ns) for o in actual] == [(o.topic, o.stamp_ns) for o in expected]
-    for want, got in zip(expected, actual):
+    for want, got in zip(expected, actual, strict=True):
         np.testing.assert_array_equal(got.array, want.array)
     with batched.csv_path.open() as handle:
         assert [int(r["pair"]) for r in csv.DictReader(handle)] == list(range(8))

@@ -47,7 +47,7 @@ def test_a_failing_test_fails_the_check(tmp_path):
     failing.write_text("def test_fails():\n    assert False\n")
     result = subprocess.run(
         ["bash", str(SCRIPT), "--device", "cpu", "--out", str(tmp_path / "out"), "--sizes", "64x64", "--runs", "1",
-         "--warmup", "0", "--backends", "torch", "--python", sys.executable, "--tests", str(failing)],
+         "--batch", "2", "--warmup", "0", "--backends", "torch", "--python", sys.executable, "--tests", str(failing)],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, IVIF_CACHE_DIR=str(tmp_path / "cache")),
     )
     assert result.returncode == 1 and "tests failed" in result.stdout

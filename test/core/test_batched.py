@@ -46,7 +46,7 @@ def test_batch_equals_single_calls(torch_pipe, colour, bits):
     singles = [torch_pipe(ir, vis) for ir, vis in pairs]
     batched = torch_pipe.fuse_batch(pairs)
     assert len(batched) == 3
-    for single, result in zip(singles, batched):
+    for single, result in zip(singles, batched, strict=True):
         np.testing.assert_array_equal(result.fused, single.fused)
         np.testing.assert_array_equal(result.weights, single.weights)
         assert result.fused.shape == single.fused.shape and set(result.timings) == set(single.timings)
@@ -73,7 +73,7 @@ def test_double_buffered_batches_come_back_in_order(torch_pipe):
     pairs = varied_pairs(5)
     batches = [pairs[0:2], pairs[2:4], pairs[4:5]]
     results = [r for batch in torch_pipe.fuse_batches(batches) for r in batch]
-    for (ir, vis), result in zip(pairs, results):
+    for (ir, vis), result in zip(pairs, results, strict=True):
         np.testing.assert_array_equal(result.fused, torch_pipe(ir, vis).fused)
 
 
@@ -91,7 +91,7 @@ def test_a_bad_batch_does_not_lose_the_one_in_flight(torch_pipe):
 def test_numpy_path_batch_is_single_calls():
     pipe = create_pipeline(FusionConfig(), TORCH_CPU, use_torch=False)
     pairs = varied_pairs(2)
-    for (ir, vis), result in zip(pairs, pipe.fuse_batch(pairs)):
+    for (ir, vis), result in zip(pairs, pipe.fuse_batch(pairs), strict=True):
         np.testing.assert_array_equal(result.fused, pipe(ir, vis).fused)
 
 
@@ -170,7 +170,9 @@ def test_grouping_keeps_order_and_isolates_bad_pairs(torch_pipe):
         np.testing.assert_array_equal(dict(outcomes)[name].fused, torch_pipe(*table[name]).fused)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available: batched CUDA path and sync-debug frame not run")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA is not available: batched CUDA path and sync-debug frame not run"
+)
 def test_cuda_batch_and_warm_frame_without_syncs():
     from ivif_ros.backends.torch_backend import TorchBackend
     from ivif_ros.core.pipeline import FusionPipeline
@@ -180,7 +182,7 @@ def test_cuda_batch_and_warm_frame_without_syncs():
     pipe = FusionPipeline(FusionConfig(), TorchBackend(net, device="cuda", fp16=False))
     pairs = varied_pairs(3)
     singles = [pipe(ir, vis) for ir, vis in pairs]
-    for single, result in zip(singles, pipe.fuse_batch(pairs)):
+    for single, result in zip(singles, pipe.fuse_batch(pairs), strict=True):
         diff = np.abs(single.fused.astype(np.int16) - result.fused.astype(np.int16))
         assert diff.max() <= 1
     ops = pipe._ops("default")

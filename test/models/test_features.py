@@ -49,6 +49,7 @@ def test_counter_sees_the_old_per_call_construction():
 def test_warm_forward_builds_no_tensor_from_python_data(name, size, dtype):
     """After one warm-up call a forward creates no constant tensors (no host→device copies on CUDA)."""
     from _constructions import CountConstructions
+
     from ivif_ros.models import create_model
 
     net = create_model(name).eval().to(dtype)

@@ -382,7 +382,9 @@ class TorchOps:
         flat = self._per_frame(lambda planes: F.conv2d(planes, kernel.view(1, 1, 1, -1)), flat, image.shape[0])
         return flat.reshape(image.shape)
 
-    def _per_frame(self, convolve: Callable[[torch.Tensor], torch.Tensor], planes: torch.Tensor, frames: int) -> torch.Tensor:
+    def _per_frame(
+        self, convolve: Callable[[torch.Tensor], torch.Tensor], planes: torch.Tensor, frames: int
+    ) -> torch.Tensor:
         """``convolve(planes)``; on the CPU one frame's planes at a time.
 
         oneDNN's CPU convolutions round differently for different batch sizes (up to 3e-5 in a
