@@ -63,6 +63,7 @@ setup(
             "ivif-fuse = ivif_ros.cli.fuse:main",
             "ivif-bag = ivif_ros.cli.bag:main",
             "ivif-bench = ivif_ros.cli.bench:main",
+            "ivif-soak = ivif_ros.cli.soak:main",
             "ivif-make-dataset = ivif_ros.training.dataset:main",
             "ivif-train = ivif_ros.training.train:main",
             "ivif-export = ivif_ros.training.export:main",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import csv
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,12 +29,14 @@ from .reader import decode_image
 from .storage import (
     IMAGE_TYPE,
     bag_writer,
+    check_no_overlap,
     default_qos,
     header_stamp_ns,
     iter_messages,
     normalize_topic,
     open_bag,
     require_topics,
+    staged_outputs,
     topic_stats,
     typestore,
 )
@@ -199,9 +200,12 @@ def fuse_bag(
     Returns:
         A FuseSummary.
 
+    The bag and the CSV are written into a temporary sibling folder and moved into place only
+    when every pair was handled; after any error or interruption nothing partial remains.
+
     Raises:
         BagError: Missing/corrupt input, missing topics, no pairs within the slop, the output
-            exists, or the pipeline cannot be built.
+            exists or overlaps the input, or the pipeline cannot be built.
     """
     from tqdm import tqdm
 
@@ -209,10 +213,7 @@ def fuse_bag(
     options.check()
     input_path, output_path = Path(input_path), Path(output_path)
     csv_path = Path(csv_path) if csv_path is not None else output_path.with_name(output_path.name + ".csv")
-    if input_path.resolve() == output_path.resolve():
-        raise BagError("the output bag must differ from the input bag")
-    if csv_path.exists() and not overwrite:
-        raise BagError(f"timing CSV exists already: {csv_path} (use --overwrite)")
+    check_no_overlap([output_path, csv_path], [input_path])
     summary = FuseSummary(output_path, csv_path)
 
     with open_bag(input_path) as reader:
@@ -242,16 +243,12 @@ def fuse_bag(
             thermal_entry.connections + rgb_entry.connections
         )
         roles = {thermal_entry.topic: 0, rgb_entry.topic: 1}
-        created = False
-        try:
+        with staged_outputs([output_path, csv_path], overwrite=overwrite) as (stage_bag, stage_csv):
             with (
-                bag_writer(
-                    output_path, storage=options.storage, version=options.version, overwrite=overwrite
-                ) as writer,
-                csv_path.open("w", newline="") as csv_file,
+                bag_writer(stage_bag, storage=options.storage, version=options.version) as writer,
+                stage_csv.open("w", newline="") as csv_file,
                 tqdm(total=len(pairs), unit="pair", disable=not progress, desc="fuse") as bar,
             ):
-                created = True
                 fuser = _PairFuser(pipe, writer, outputs, options, summary, csv.DictWriter(csv_file, _csv_fields()))
                 copy_conns = {
                     c.id: writer.add_connection(
@@ -282,13 +279,8 @@ def fuse_bag(
                         if summary.pairs + summary.skipped == len(pairs) and not copied:
                             break
                 fuser.flush()
-        except BagError:
-            if created:  # a half-written output would only block the next attempt
-                shutil.rmtree(output_path, ignore_errors=True)
-                csv_path.unlink(missing_ok=True)
-            raise
-    if pairs and summary.pairs == 0:
-        raise BagError(f"no pair could be fused: {summary.problems[0]}")
+            if pairs and summary.pairs == 0:
+                raise BagError(f"no pair could be fused: {summary.problems[0]}")
     summary.mean_ms = fuser.total_ms / summary.pairs if summary.pairs else 0.0
     return summary
 

@@ -6,6 +6,7 @@ message types of ``sensor_msgs`` and ``std_msgs`` are identical in both.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +27,8 @@ __all__ = [
     "STORAGE_CHOICES",
     "TopicStats",
     "bag_writer",
+    "check_no_overlap",
+    "staged_outputs",
     "default_qos",
     "describe_topics",
     "header_stamp_ns",
@@ -85,6 +88,75 @@ def default_qos(depth: int = 10) -> Qos:
         zero,
         False,
     )
+
+
+def _overlaps(first: Path, second: Path) -> bool:
+    """True when one path is the other or lies inside it (after resolving links)."""
+    first, second = first.resolve(), second.resolve()
+    return first == second or first.is_relative_to(second) or second.is_relative_to(first)
+
+
+def check_no_overlap(outputs: Iterable[Path | str], inputs: Iterable[Path | str]) -> None:
+    """Refuse outputs that are, contain or lie inside an input (``--overwrite`` would remove it).
+
+    Raises:
+        BagError: the first overlap found, naming both paths.
+    """
+    input_list = [Path(p) for p in inputs if p is not None]
+    for output in outputs:
+        for source in input_list:
+            if _overlaps(Path(output), source):
+                raise BagError(f"output {output} overlaps the input {source}; choose an output outside it")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_outputs(outputs: Sequence[Path | str], *, overwrite: bool = False) -> Iterator[list[Path]]:
+    """Write outputs into a temporary sibling folder; move them into place only on success.
+
+    On any exception (errors, Ctrl-C, a signal turned into an exception) the temporary folder is
+    removed and nothing partial is left; an existing output is replaced only after everything was
+    written.
+
+    Args:
+        outputs: final paths (files or bag folders), all in existing or creatable folders.
+        overwrite: replace existing outputs (a folder only when it is a rosbag2 bag).
+
+    Yields:
+        The temporary paths to write, one per output, with the same names.
+
+    Raises:
+        BagError: an output exists (without ``overwrite``) or is a folder that is not a bag.
+    """
+    finals = [Path(p) for p in outputs]
+    for final in finals:
+        if final.exists() or final.is_symlink():
+            if not overwrite:
+                raise BagError(f"output exists already: {final} (use --overwrite)")
+            if final.is_dir() and not (final / "metadata.yaml").is_file() and any(final.iterdir()):
+                raise BagError(f"refusing to overwrite {final}: it is not a rosbag2 folder")
+    stages = []
+    for final in finals:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage = final.parent / f".{final.name}.partial-{os.getpid()}"
+        _remove(stage)
+        stage.mkdir()
+        stages.append(stage)
+    try:
+        yield [stage / final.name for stage, final in zip(stages, finals, strict=True)]
+        for stage, final in zip(stages, finals, strict=True):
+            if final.exists() or final.is_symlink():
+                _remove(final)
+            os.replace(stage / final.name, final)
+    finally:
+        for stage in stages:
+            _remove(stage)
 
 
 @contextmanager

@@ -8,7 +8,6 @@ the node's synchroniser. The log (receive) time of each message equals its heade
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,16 @@ from ivif_ros.data import ImagePair, read_image
 from ivif_ros.ros.conversions import ConversionError, array_to_image
 
 from .errors import BagError
-from .storage import CAMERA_INFO_TYPE, IMAGE_TYPE, bag_writer, default_qos, normalize_topic, typestore
+from .storage import (
+    CAMERA_INFO_TYPE,
+    IMAGE_TYPE,
+    bag_writer,
+    check_no_overlap,
+    default_qos,
+    normalize_topic,
+    staged_outputs,
+    typestore,
+)
 
 __all__ = ["MakeOptions", "MakeSummary", "camera_info_topic", "load_thermal", "load_visible", "make_bag"]
 
@@ -241,14 +249,19 @@ def make_bag(
     Returns:
         A MakeSummary with counts and the stamps written.
 
+    The bag is written into a temporary sibling folder and moved into place when complete;
+    after any error or interruption nothing partial remains (an existing bag is kept).
+
     Raises:
-        BagError: Bad options, no pairs, an unreadable image, or a rosbags failure.
+        BagError: Bad options, no pairs, an output that exists or overlaps an input folder, an
+            unreadable image, or a rosbags failure.
     """
     options = options or MakeOptions()
     options.check()
     if not pairs:
         raise BagError("no image pairs to write")
     output = Path(output)
+    check_no_overlap([output], sorted({p.parent for pair in pairs for p in (pair.ir, pair.vis)}))
     rgb_stamps, thermal_stamps = schedule(len(pairs), options)
     summary = MakeSummary(output, rgb_stamps_ns=rgb_stamps, thermal_stamps_ns=thermal_stamps)
 
@@ -267,15 +280,11 @@ def make_bag(
     summary.topics = dict.fromkeys(topics, 0)
     summary.thermal_encodings = [""] * len(pairs)
 
-    created = False
-    try:
-        with bag_writer(output, storage=options.storage, version=options.version, overwrite=overwrite) as writer:
-            created = True
-            _write_events(writer, events, pairs, topics, options, summary, progress)
-    except BagError:
-        if created:  # a half-written bag would only block the next attempt
-            shutil.rmtree(output, ignore_errors=True)
-        raise
+    with (
+        staged_outputs([output], overwrite=overwrite) as (stage,),
+        bag_writer(stage, storage=options.storage, version=options.version) as writer,
+    ):
+        _write_events(writer, events, pairs, topics, options, summary, progress)
     return summary
 
 

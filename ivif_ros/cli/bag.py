@@ -9,7 +9,9 @@ Subcommands (``ivif-bag SUBCOMMAND --help`` for the options):
 - ``info``: list a bag's topics, types, counts and duration.
 
 Errors print one line on stderr and exit with status 1; an option value out of range exits with
-status 2 (usage), Ctrl-C with 130.
+status 2 (usage), Ctrl-C with 130, SIGTERM with 143. ``make`` and ``fuse`` write into a temporary
+sibling and move the result into place only on success, so a failure or a signal leaves no partial
+output; an output that overlaps an input is refused.
 """
 
 from __future__ import annotations
@@ -49,6 +51,22 @@ def _checked(options: Any) -> Any:
     except BagError as exc:
         raise UsageError(str(exc)) from None
     return options
+
+
+class _Signalled(BaseException):
+    """SIGINT or SIGTERM, raised in the main thread so that partial outputs are removed on the way out.
+
+    Not a KeyboardInterrupt: the interpreter would then end the process by SIGINT instead of
+    with the exit status chosen here.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame: object) -> None:
+    raise _Signalled(signum)
 
 
 def command_make(
@@ -299,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        Exit status: 0 on success, 1 on an error (one line on stderr), 130 on Ctrl-C.
+        Exit status: 0 on success, 1 on an error (one line on stderr), 130 on Ctrl-C, 143 on SIGTERM.
     """
     args = vars(build_parser().parse_args(argv))
     if args["command"] == "play":
@@ -307,6 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _COMMANDS[args.pop("command")]
     if "topics" in args:
         args["topics"] = tuple(args["topics"])
+    writes_files = command in (command_make, command_fuse)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handled = (signal.SIGINT, signal.SIGTERM) if writes_files and in_main_thread else ()
+    previous = {signum: signal.signal(signum, _raise_signalled) for signum in handled}
     try:
         return command(**args)
     except UsageError as exc:
@@ -315,9 +337,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(exc))
     except OSError as exc:
         return _error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, _Signalled) as exc:
+        left = "; no partial output left" if writes_files else ""
+        if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM:
+            print(f"{PROG}: terminated (SIGTERM){left}", file=sys.stderr)
+            return 143
+        print(f"{PROG}: interrupted{left}", file=sys.stderr)
         return 130
+    except Exception as exc:  # backend, decoder or library failure: one line, outputs already removed
+        return _error(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

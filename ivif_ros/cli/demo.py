@@ -78,6 +78,7 @@ def demo(args: argparse.Namespace) -> int:
     """Run the demo; see the module docstring. Returns the exit status."""
     import cv2
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -98,8 +99,9 @@ def demo(args: argparse.Namespace) -> int:
         env.update(FASTRTPS_DEFAULT_PROFILES_FILE=str(profile), FASTDDS_DEFAULT_PROFILES_FILE=str(profile))
         os.environ.update(FASTRTPS_DEFAULT_PROFILES_FILE=str(profile), FASTDDS_DEFAULT_PROFILES_FILE=str(profile))
     log_path = out / "fusion_node.log"
+    height, width = frames[0][2].shape[:2]
     command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args", "--params-file", str(config),
-               "-p", f"queue_size:={max(2, args.queue)}"]
+               "-p", f"queue_size:={max(2, args.queue)}", "-p", f"warmup_size:=[{float(width)}, {float(height)}]"]
     with open(log_path, "w") as log:
         node_process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"fusion_node started (pid {node_process.pid}, domain {domain_id}, params {config}, log {log_path})", flush=True)
@@ -110,6 +112,12 @@ def demo(args: argparse.Namespace) -> int:
     lock = threading.Lock()
     sent_at: dict[int, tuple[str, float]] = {}
     received: dict[str, list] = {"fused": [], "colored": []}
+    ready = threading.Event()
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith(": fusion") and any(kv.key == "ready" and kv.value == "true" for kv in status.values):
+                ready.set()
 
     def on_output(kind: str, msg: Image) -> None:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
@@ -123,14 +131,16 @@ def demo(args: argparse.Namespace) -> int:
     rgb_pub = node.create_publisher(Image, topics.RGB_TOPIC, qos)
     node.create_subscription(Image, topics.FUSED_TOPIC, lambda m: on_output("fused", m), qos)
     node.create_subscription(Image, topics.COLORED_TOPIC, lambda m: on_output("colored", m), qos)
+    node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS_TOPIC, on_diagnostics, 10)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
         deadline = time.monotonic() + args.timeout
-        while min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count(),
-                  node.count_publishers(topics.FUSED_TOPIC)) == 0:
+        # Ready = warmed at the frame size (reported on /diagnostics) and both inputs subscribed.
+        while not ready.is_set() or min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count(),
+                                        node.count_publishers(topics.FUSED_TOPIC)) == 0:
             if node_process.poll() is not None or time.monotonic() > deadline:
                 print(f"error: fusion_node did not come up; see {log_path}", file=sys.stderr)
                 return 1

@@ -33,6 +33,39 @@ def _write_png_atomically(path: Path, image) -> None:
             os.unlink(temporary)
 
 
+def _read_checked(path: str | Path, role: str, max_pixels: int):
+    """read_image, after the PNG/JPEG header's size was checked against max_pixels (no decoding bomb)."""
+    from ivif_ros.core.image_header import HeaderError, check_dimensions, image_dimensions
+    from ivif_ros.data import read_image
+
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    try:
+        image_dimensions(head)
+    except HeaderError:
+        pass  # another format (or a JPEG header longer than 64 KiB): OpenCV's own limit applies
+    else:
+        try:
+            check_dimensions(head, max_pixels)
+        except HeaderError as error:
+            raise FusionInputError(f"{Path(path).name}: {error}") from None
+    return read_image(path, role)
+
+
+def _out_problem(out_dir: Path, pairs: list, ir: str, vis: str, overwrite: bool) -> str | None:
+    """Why ``out`` must not be written: it overlaps an input folder, or outputs exist (without overwrite)."""
+    resolved = out_dir.resolve()
+    for folder in (Path(p).resolve() for p in (ir, vis) if Path(p).is_dir()):
+        if resolved.is_relative_to(folder) or folder.is_relative_to(resolved):
+            return f"--out {out_dir} overlaps the input folder {folder}; choose an output outside it"
+    existing = [out_dir / kind / f"{name}.png" for name, _, _ in pairs for kind in ("fused", "weights")]
+    existing = [path for path in existing if path.exists()]
+    if existing and not overwrite:
+        return (f"{len(existing)} output file(s) exist already under {out_dir}, e.g. {existing[0]}; "
+                "use --overwrite to replace them")
+    return None
+
+
 def fuse_command(
     ir: str,
     vis: str,
@@ -43,22 +76,28 @@ def fuse_command(
     vis_pattern: str | None = None,
     quiet: bool = False,
     batch: int = 1,
+    overwrite: bool = False,
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
+
+    A pair that cannot be read or fused (unreadable file, an image header over ``max_pixels``,
+    any decoder error) is reported in one line and the batch goes on.
 
     Args:
         config: fusion settings (product defaults when None); ``config.mode`` picks the mode.
         detector: detector backend, device and weights (``auto``, shipped weights when None).
         batch: consecutive pairs of one size fused per call (``FusionPipeline.fuse_batch``).
+        overwrite: replace existing output files (else they are refused before anything runs).
 
     Returns:
-        0 when every pair was fused, 1 on any failure (listed on stderr).
+        0 when every pair was fused, 1 on any failure (listed on stderr), 2 when ``out`` overlaps
+        an input folder or outputs exist without ``overwrite``.
     """
     from tqdm import tqdm
 
     from ivif_ros.backends.choice import create_pipeline
     from ivif_ros.core.batching import fuse_in_batches
-    from ivif_ros.data import find_pairs, read_image
+    from ivif_ros.data import find_pairs
 
     config = config or FusionConfig()
     mode = config.mode
@@ -73,6 +112,10 @@ def fuse_command(
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    problem = _out_problem(Path(out), pairs, ir, vis, overwrite)
+    if problem:
+        print(f"ivif-fuse: {problem}", file=sys.stderr)
+        return 2
     try:
         pipeline = create_pipeline(config, detector, uint8_weights=True)  # only weights_u8 is written
     except Exception as error:  # model/backend errors carry their own message
@@ -91,7 +134,7 @@ def fuse_command(
     totals: list[float] = []
 
     def load(pair):
-        return read_image(pair[1], "ir"), read_image(pair[2], "vis")
+        return _read_checked(pair[1], "ir", config.max_pixels), _read_checked(pair[2], "vis", config.max_pixels)
 
     outcomes = fuse_in_batches(pipeline, pairs, load, max(1, batch))
     for (name, _, _), result in tqdm(outcomes, total=len(pairs), desc="fusing", unit="pair", disable=quiet):
@@ -103,6 +146,12 @@ def fuse_command(
             _write_png_atomically(out_dir / "weights" / f"{name}.png", result.weights_u8())
         except (FusionInputError, OSError) as error:
             failures.append(f"{name}: {error}")
+            tqdm.write(f"ivif-fuse: skipped {name}: {error}", file=sys.stderr)
+            continue
+        except Exception as error:  # decoder (cv2.error) or backend failure: one line, go on
+            message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            failures.append(f"{name}: {message}")
+            tqdm.write(f"ivif-fuse: skipped {name}: {message}", file=sys.stderr)
             continue
         for warning in result.warnings:
             tqdm.write(f"ivif-fuse: {name}: warning: {warning}", file=sys.stderr)
@@ -133,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_argument(parser)
     parser.add_argument("--batch", type=int, default=1, help="pairs of one size fused per call (offline batched path)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return parser
 
 
@@ -147,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivif-fuse: {error}", file=sys.stderr)
         return 2
     return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet,
-                        args.batch)
+                        args.batch, args.overwrite)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
+from ivif_ros.core.image_header import HeaderError, check_dimensions
+
 __all__ = [
     "ConversionError",
     "SUPPORTED_ENCODINGS",
@@ -111,12 +113,15 @@ def _as_byte_buffer(data: Any) -> np.ndarray:
         raise ConversionError(f"data of type {type(data).__name__} is not a byte buffer") from exc
 
 
-def image_to_array(msg: Any) -> np.ndarray:
+def image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """Convert a ``sensor_msgs/Image``-like message to a numpy array.
 
     Args:
         msg: any object with ``height``, ``width``, ``encoding``, ``step``, ``is_bigendian`` and
             ``data`` (rclpy ``sensor_msgs.msg.Image``, a rosbags Image, ...).
+        max_pixels: refuse ``width * height`` above this, and a ``step`` padded beyond
+            max(2 × row, row + 256 bytes), before touching the data (None = no limit beyond the
+            1 GiB frame cap).
 
     Returns:
         A view on ``msg.data`` when the byte order is native (may be read-only, keep ``msg``
@@ -125,20 +130,25 @@ def image_to_array(msg: Any) -> np.ndarray:
         uint16 (mono16, 16UC1) or float32 (32FC1).
 
     Raises:
-        ConversionError: unsupported encoding, zero or negative dimensions, ``step`` smaller
-            than a row, or ``data`` whose length does not match ``step * height``.
+        ConversionError: unsupported encoding, zero or negative dimensions, more than
+            ``max_pixels``, ``step`` smaller than a row, or ``data`` whose length does not match
+            ``step * height``.
     """
     encoding = msg.encoding
     dtype, channels = _layout(encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ConversionError(f"image {encoding} has zero or negative size {width}x{height}")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ConversionError(f"image {width}x{height} exceeds max_pixels={max_pixels}")
     pixel_bytes = dtype.itemsize * channels
     row_bytes = width * pixel_bytes
     if step < row_bytes:
         raise ConversionError(
             f"step {step} is smaller than width {width} x {pixel_bytes} bytes/pixel = {row_bytes}"
         )
+    if max_pixels is not None and step > max(2 * row_bytes, row_bytes + 256):
+        raise ConversionError(f"step {step} is far beyond a row of {row_bytes} bytes (padding limit with max_pixels)")
     expected = step * height
     if expected > _MAX_FRAME_BYTES:
         raise ConversionError(f"image {width}x{height} step {step} claims {expected} bytes, over the limit")
@@ -252,27 +262,42 @@ def to_bgr(array: np.ndarray, encoding: str) -> np.ndarray:
     return cv2.cvtColor(array, code)
 
 
-def compressed_to_array(msg: Any) -> np.ndarray:
+def compressed_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png, incl. ``compressedDepth``).
+
+    The dimensions are read from the PNG/JPEG header first, so an image claiming more than
+    ``max_pixels`` is refused before the decoder allocates anything.
 
     Args:
         msg: object with ``format`` and ``data`` (rclpy or rosbags CompressedImage).
+        max_pixels: largest width × height accepted (None = OpenCV's own limit).
 
     Returns:
         BGR uint8 ``(H, W, 3)`` for colour images (alpha dropped; 16-bit colour scaled to 8 bits),
         2-D uint8/uint16 for gray.
 
     Raises:
-        ConversionError: empty data or bytes that OpenCV cannot decode.
+        ConversionError: empty data, neither PNG nor JPEG, a header over ``max_pixels``, or bytes
+            that OpenCV cannot decode (decoder errors included).
     """
     buffer = _as_byte_buffer(msg.data)
     if "compresseddepth" in str(msg.format).lower():
         buffer = buffer[12:]  # compressed_depth_image_transport prepends a 12-byte config header
     if buffer.size == 0:
         raise ConversionError(f"compressed image ({msg.format!r}) has no data")
-    array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    try:
+        width, height = check_dimensions(buffer, (1 << 62) if max_pixels is None else max_pixels)
+    except HeaderError as exc:
+        raise ConversionError(f"cannot decode compressed image ({msg.format!r}): {exc}") from None
+    try:
+        array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        detail = " ".join(str(exc).split())[-160:]
+        raise ConversionError(f"cannot decode {width}x{height} compressed image {msg.format!r}: {detail}") from None
     if array is None:
         raise ConversionError(f"cannot decode {buffer.size} bytes of compressed image format {msg.format!r}")
+    if array.shape[:2] != (height, width):
+        raise ConversionError(f"decoded {array.shape[1]}x{array.shape[0]} differs from the header's {width}x{height}")
     if array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR)
     if array.ndim == 3 and array.dtype == np.uint16:

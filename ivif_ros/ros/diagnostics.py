@@ -54,6 +54,7 @@ class StatisticsSnapshot:
     processing_ms: tuple[float, float]
     stamp_gap_ms: tuple[float, float]
     drops: dict[str, int] = field(default_factory=dict)
+    waiting_s: float = 0.0  # since the first input that has not been followed by an output (0 = none)
 
 
 class NodeStatistics:
@@ -74,11 +75,20 @@ class NodeStatistics:
         self._stamp_gap: deque[float] = deque(maxlen=samples)
         self._drops: Counter[str] = Counter()
         self._output_count = 0
+        self._waiting_since: float | None = None
 
     def record_input(self, stream: str) -> None:
         """One message arrived on `stream`."""
+        now = time.monotonic()
         with self._lock:
-            self._inputs[stream].tick(time.monotonic())
+            self._inputs[stream].tick(now)
+            if self._waiting_since is None:
+                self._waiting_since = now
+
+    def record_idle(self) -> None:
+        """A pair was consumed without output on purpose (nobody subscribes): not a stall."""
+        with self._lock:
+            self._waiting_since = None
 
     def record_output(self, latency_ms: float, processing_ms: float, stamp_gap_ms: float) -> None:
         """One fused pair was published.
@@ -94,6 +104,7 @@ class NodeStatistics:
             self._processing.append(processing_ms)
             self._stamp_gap.append(stamp_gap_ms)
             self._output_count += 1
+            self._waiting_since = None
 
     def record_drop(self, reason: str, count: int = 1) -> None:
         """`count` messages or pairs were dropped for `reason`."""
@@ -119,14 +130,18 @@ class NodeStatistics:
                 processing_ms=_percentiles(self._processing),
                 stamp_gap_ms=_percentiles(self._stamp_gap),
                 drops=dict(drops),
+                waiting_s=0.0 if self._waiting_since is None else now - self._waiting_since,
             )
 
 
-def to_diagnostic_status(name: str, hardware_id: str, snapshot: StatisticsSnapshot, info: dict[str, Any]) -> Any:
+def to_diagnostic_status(
+    name: str, hardware_id: str, snapshot: StatisticsSnapshot, info: dict[str, Any], errors: tuple[str, ...] = ()
+) -> Any:
     """Build a ``diagnostic_msgs/DiagnosticStatus``.
 
-    Level WARN when an input stream is silent or nothing was published while inputs arrive,
-    OK otherwise. Keys: ``<stream>_rate_hz``, ``output_rate_hz``, ``outputs``,
+    Level ERROR when `errors` is not empty (message: the errors), else WARN when an input stream
+    is silent or nothing was published while inputs arrive, OK otherwise.
+    Keys: ``<stream>_rate_hz``, ``output_rate_hz``, ``outputs``,
     ``pair_latency_ms_p50/p99``, ``processing_ms_p50/p99``, ``pair_stamp_gap_ms_p50/p99``,
     ``drops_<reason>``, ``drops_total`` and every entry of `info` (backend, device, model...).
 
@@ -135,6 +150,7 @@ def to_diagnostic_status(name: str, hardware_id: str, snapshot: StatisticsSnapsh
         hardware_id: hardware id (the node's full name).
         snapshot: statistics from :meth:`NodeStatistics.snapshot`.
         info: extra facts published as key/values.
+        errors: faults the caller found (dead worker, stalled output), one line each.
 
     Returns:
         The status message.
@@ -156,7 +172,9 @@ def to_diagnostic_status(name: str, hardware_id: str, snapshot: StatisticsSnapsh
     values.update({key: str(value) for key, value in info.items()})
 
     silent = [stream for stream, rate in snapshot.input_rates_hz.items() if rate == 0.0]
-    if silent:
+    if errors:
+        level, message = DiagnosticStatus.ERROR, "; ".join(errors)
+    elif silent:
         level, message = DiagnosticStatus.WARN, f"no input on {', '.join(silent)}"
     elif snapshot.output_rate_hz == 0.0:
         level, message = DiagnosticStatus.WARN, "inputs arrive but no fused output (see drops_*)"

@@ -4,6 +4,10 @@ Callbacks only convert (zero-copy) and queue messages in the synchroniser; a wor
 the newest ready pair, registers the thermal frame, calls the core ``FusionPipeline`` and
 publishes. Everything the node drops is counted by reason and reported on ``/diagnostics``.
 
+Supervision: every callback, timer and the worker loop catch any exception, count it as a drop
+named ``error_<ExceptionClass>`` and go on with the next message; a watchdog restarts a dead worker
+thread. The pipeline is warmed at ``warmup_size`` before the inputs are subscribed (``ready``).
+
 Topics (relative, remappable; image_transport conventions):
     in:  ``thermal/image_raw``, ``rgb/image_raw`` (``sensor_msgs/Image``), or
          ``<resolved base>/compressed`` (and ``/compressedDepth`` for thermal) as
@@ -50,6 +54,7 @@ from ivif_ros.core.registration import (
     remap_thermal,
     warp_thermal,
 )
+from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.ros.conversions import ConversionError, array_to_image, compressed_to_array, image_to_array, to_bgr
 from ivif_ros.ros.diagnostics import NodeStatistics, to_diagnostic_status
 from ivif_ros.ros.log_bridge import install_log_bridge
@@ -60,8 +65,13 @@ from ivif_ros.ros.transport_topics import camera_info_topic, transport_topic
 __all__ = ["FusionNode", "main", "DROP_REASONS"]
 
 STREAMS = ("thermal", "rgb")
-# Reasons the node itself drops messages or pairs (the synchroniser adds stale/unpaired/out_of_order).
-DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "processing_error", "no_subscribers", "no_calibration")
+# Reasons the node itself drops messages or pairs (the synchroniser adds stale/unpaired/out_of_order/
+# duplicate); an unexpected exception counts as ``error_<ExceptionClass>``.
+DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "no_subscribers", "no_calibration", "transport_lost")
+TRANSPORT_LOST_HINT = (
+    "lost in DDS transport: give this node and the camera drivers the large-image profile "
+    "config/fastdds_large_images.xml (FASTDDS_DEFAULT_PROFILES_FILE); see docs/ros_node.md"
+)
 CORE_LOGGER = logging.getLogger("ivif_ros.core")
 # camera_info messages kept per camera to pair with frames by stamp (else the newest is used).
 CAMERA_INFO_HISTORY = 20
@@ -94,6 +104,13 @@ class FusionNode(Node):
         self._calibration_file = self._load_calibration_file()
         self._pipeline = FusionPipeline(config, DetectorLoader(choice))
         self._pipeline_info = self._pipeline.describe()
+        self._max_pixels = config.max_pixels
+        self._warm_sizes: set[tuple[int, int]] = set()
+        self._catching_up = False
+        self._catch_up_requests = 0  # incremented by callbacks on frames of a size not warmed yet
+        self._catch_up_seen = 0
+        self._catch_up_left = 0
+        self._warm_up(self._param("warmup_size"))
         self.get_logger().info(
             f"fusion pipeline ready: mode={config.mode} backend={self._pipeline_info.get('backend')} "
             f"device={self._pipeline_info.get('device')} model={self._pipeline_info.get('model')} "
@@ -107,6 +124,11 @@ class FusionNode(Node):
         self._pending_changes: dict[str, Any] = {}
         self._pending_lock = threading.Lock()
         self._last_drop_log: dict[str, float] = {}
+        self._stall_timeout = float(self._param("stall_timeout"))
+        self._worker_restarts = 0
+        self._worker_error = ""
+        self._last_restart = -float("inf")
+        self._transport_lost_logged = False
 
         depth = self._param("qos_depth")
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
@@ -136,14 +158,16 @@ class FusionNode(Node):
             self._subscribe(stream, override or (ReliabilityPolicy.BEST_EFFORT
                             if self._param("qos_reliability") == "best_effort" else ReliabilityPolicy.RELIABLE))
         if any(self._follows_publishers.values()):
-            self.create_timer(1.0, self._follow_publisher_reliability)
-        self.create_timer(self._param("diagnostics_period"), self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+            self.create_timer(1.0, self._guarded("qos follow timer", self._follow_publisher_reliability))
+        diagnostics_timer = self._guarded("diagnostics timer", self._publish_diagnostics)
+        self.create_timer(self._param("diagnostics_period"), diagnostics_timer)
+        self.add_on_set_parameters_callback(self._guarded_parameters(self._on_set_parameters))
 
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="fusion_worker", daemon=True)
-        self._worker.start()
+        self._worker = self._start_worker()
+        self.create_timer(min(1.0, self._stall_timeout / 2), self._guarded("watchdog", self._watchdog))
+        self._guarded("diagnostics", self._publish_diagnostics)()  # ready=true at once
 
     # ---- parameters ----------------------------------------------------------------------
     def _param(self, name: str) -> Any:
@@ -207,7 +231,9 @@ class FusionNode(Node):
             msg_type, topic, callback, qos,
             qos_overriding_options=self._input_qos_options(stream),
             event_callbacks=SubscriptionEventCallbacks(
-                incompatible_qos=lambda info, s=stream: self._on_incompatible_qos(s, info)),
+                incompatible_qos=lambda info, s=stream: self._on_incompatible_qos(s, info),
+                message_lost=self._guarded("message_lost event", lambda info, s=stream: self._on_message_lost(s, info)),
+            ),
         )
         self._reliability[stream] = reliability
         self.get_logger().info(f"subscribed {self.resolve_topic_name(topic)} ({reliability.name.lower()})")
@@ -225,26 +251,44 @@ class FusionNode(Node):
             if wanted != self._reliability[stream]:
                 self._subscribe(stream, wanted)
 
-    def _on_image(self, stream: str, msg: Image) -> None:
-        self._stats.record_input(stream)
-        try:
-            array = image_to_array(msg)
-        except ConversionError as exc:
-            self._drop("bad_encoding" if exc.kind == "encoding" else "bad_data", f"{stream}: {exc}")
+    def _on_message_lost(self, stream: str, info: Any) -> None:
+        """QoS event: messages the middleware lost count as ``transport_lost`` (hint logged once)."""
+        lost = int(info.total_count_change)
+        if lost <= 0:
             return
-        self._queue(stream, msg.header, array, msg.encoding)
+        self._stats.record_drop("transport_lost", lost)
+        if not self._transport_lost_logged:
+            self._transport_lost_logged = True
+            self.get_logger().warning(f"{stream}: {lost} message(s) {TRANSPORT_LOST_HINT}")
+
+    def _on_image(self, stream: str, msg: Image) -> None:
+        try:
+            self._stats.record_input(stream)
+            try:
+                array = image_to_array(msg, self._max_pixels)
+            except ConversionError as exc:
+                self._drop("bad_encoding" if exc.kind == "encoding" else "bad_data", f"{stream}: {exc}")
+                return
+            self._queue(stream, msg.header, array, msg.encoding)
+        except Exception as exc:  # supervision: count, log, take the next message
+            self._count_exception(f"{stream} callback", exc)
 
     def _on_compressed(self, stream: str, msg: CompressedImage) -> None:
-        self._stats.record_input(stream)
         try:
-            array = compressed_to_array(msg)
-        except ConversionError as exc:
-            self._drop("bad_data", f"{stream}: {exc}")
-            return
-        encoding = "bgr8" if array.ndim == 3 else ("mono16" if array.dtype == np.uint16 else "mono8")
-        self._queue(stream, msg.header, array, encoding)
+            self._stats.record_input(stream)
+            try:
+                array = compressed_to_array(msg, self._max_pixels)
+            except ConversionError as exc:
+                self._drop("bad_data", f"{stream}: {exc}")
+                return
+            encoding = "bgr8" if array.ndim == 3 else ("mono16" if array.dtype == np.uint16 else "mono8")
+            self._queue(stream, msg.header, array, encoding)
+        except Exception as exc:  # supervision: count, log, take the next message
+            self._count_exception(f"{stream} callback", exc)
 
     def _queue(self, stream: str, header: Any, array: np.ndarray, encoding: str) -> None:
+        if stream == "rgb" and array.shape[:2] not in self._warm_sizes:
+            self._catch_up_requests += 1  # a new frame size: its first pair is slow, keep every pair queued meanwhile
         self._sync.add(STREAMS.index(stream), _stamp_ns(header), (array, encoding, header))
         self._wake.set()
 
@@ -259,17 +303,107 @@ class FusionNode(Node):
             else:
                 self.get_logger().warning(f"dropped ({reason}): {detail}")
 
+    # ---- supervision -------------------------------------------------------------------------
+    def _count_exception(self, where: str, exc: Exception) -> None:
+        """An unexpected exception: a drop named by its class, logged like any drop."""
+        self._drop(f"error_{type(exc).__name__}", f"{where}: {type(exc).__name__}: {exc}")
+
+    def _guarded(self, where: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """`function` with any exception counted and logged instead of reaching the executor."""
+
+        def guarded(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except Exception as exc:  # supervision: one bad event must not stop the node
+                self._count_exception(where, exc)
+                return None
+
+        return guarded
+
+    def _guarded_parameters(
+        self, function: Callable[[list[Parameter]], SetParametersResult]
+    ) -> Callable[[list[Parameter]], SetParametersResult]:
+        """The parameter callback; an exception rejects the change with its reason."""
+
+        def guarded(parameters: list[Parameter]) -> SetParametersResult:
+            try:
+                return function(parameters)
+            except Exception as exc:  # supervision: refuse, never crash
+                self._count_exception("parameters callback", exc)
+                return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
+
+        return guarded
+
+    def _start_worker(self) -> threading.Thread:
+        worker = threading.Thread(target=self._run_worker, name="fusion_worker", daemon=True)
+        worker.start()
+        return worker
+
+    def _run_worker(self) -> None:
+        """The worker loop; records why it ended when something escapes it (the watchdog restarts it)."""
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - reported by the watchdog, which restarts the loop
+            self._worker_error = f"{type(exc).__name__}: {exc}"
+
+    def _watchdog(self) -> None:
+        """Restart a dead worker thread; /diagnostics reports ERROR with the reason for a while."""
+        if self._stop.is_set() or self._worker.is_alive():
+            return
+        self._worker_restarts += 1
+        self._last_restart = time.monotonic()
+        reason = self._worker_error or "ended without an exception"
+        self.get_logger().error(
+            f"fusion worker thread died ({reason}); restarting it (restart {self._worker_restarts})"
+        )
+        self._worker = self._start_worker()
+        self._wake.set()
+
     # ---- processing --------------------------------------------------------------------------
+    def _warm_up(self, size: list[float]) -> None:
+        """Run the pipeline on a synthetic pair of `size` ([width, height]) so the first real pair is not slow."""
+        width, height = int(size[0]), int(size[1])
+        if width == 0 and height == 0:
+            return
+        if width * height > self._max_pixels:
+            raise FusionInputError(f"warmup_size {width}x{height} exceeds max_pixels={self._max_pixels}")
+        start = time.perf_counter()
+        thermal, visible = synthetic_pair(height, width, seed=0, t=0.0)
+        for _ in range(2):  # the first call allocates and plans; the second runs as in steady state
+            self._pipeline(thermal, visible)
+        self._warm_sizes.add((height, width))
+        self.get_logger().info(f"pipeline warmed at {width}x{height} in {time.perf_counter() - start:.2f} s")
+
+    def _next_pair(self) -> SyncedPair | None:
+        """The newest ready pair; around a frame of a new (slow) size, every queued pair in order."""
+        requested = self._catch_up_requests
+        if self._catching_up or requested != self._catch_up_seen:
+            if not self._catching_up:  # at most what the queues held: a node slower than the cameras goes back to latest
+                self._catching_up, self._catch_up_left = True, 2 * self._param("queue_size")
+            pair = self._sync.pop_oldest()
+            self._catch_up_left -= 1
+            if (pair is None and requested == self._catch_up_requests) or self._catch_up_left <= 0:
+                self._catching_up = False
+                self._catch_up_seen = requested
+            return pair
+        return self._sync.pop_latest()
+
     def _work(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(timeout=0.1)
             self._wake.clear()
-            self._apply_pending_changes()
+            try:
+                self._apply_pending_changes()
+            except Exception as exc:  # supervision
+                self._count_exception("parameter update", exc)
             while not self._stop.is_set():
-                pair = self._sync.pop_latest()
-                if pair is None:
-                    break
-                self._process(pair)
+                try:
+                    pair = self._next_pair()
+                    if pair is None:
+                        break
+                    self._process(pair)
+                except Exception as exc:  # supervision: count, log, take the next pair
+                    self._count_exception("worker", exc)
 
     def _wanted_outputs(self) -> dict[str, bool]:
         return {
@@ -285,6 +419,7 @@ class FusionNode(Node):
         wanted = self._wanted_outputs()
         if not any(wanted.values()):
             self._drop("no_subscribers", "no subscriber on any output")
+            self._stats.record_idle()
             return
         thermal_array, thermal_encoding, _ = pair.first
         rgb_array, rgb_encoding, header = pair.second
@@ -295,6 +430,9 @@ class FusionNode(Node):
             if thermal is None:
                 return
             result = self._pipeline(thermal, visible)
+            if visible.shape[:2] not in self._warm_sizes:  # pairs queued during this first (slow) call
+                self._warm_sizes.add(visible.shape[:2])
+                self._catch_up_requests += 1
             for note in result.warnings:  # e.g. "infrared resized": rate-limited per text by the log bridge
                 CORE_LOGGER.warning(note)
         except FusionInputError as exc:
@@ -302,7 +440,7 @@ class FusionNode(Node):
             self._drop(reason, str(exc))
             return
         except Exception as exc:  # keep serving; the reason is counted and logged
-            self._drop("processing_error", f"{type(exc).__name__}: {exc}")
+            self._count_exception("fusion", exc)
             return
 
         if wanted["fused"]:
@@ -386,7 +524,8 @@ class FusionNode(Node):
         """camera_info beside the (remapped) image topic, as image_transport's camera subscriber does."""
         topic = camera_info_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]))
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(CameraInfo, topic, lambda msg, s=stream: self._on_camera_info(s, msg), qos)
+        callback = self._guarded(f"{stream} camera_info callback", lambda msg, s=stream: self._on_camera_info(s, msg))
+        self.create_subscription(CameraInfo, topic, callback, qos)
 
     def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
         with self._camera_info_lock:
@@ -484,15 +623,33 @@ class FusionNode(Node):
                 totals[reason] = totals.get(reason, 0) + count
         return totals
 
+    def _health_errors(self, snapshot: Any) -> tuple[str, ...]:
+        """ERROR causes: a recently restarted worker thread, or inputs without output for stall_timeout."""
+        errors = []
+        if time.monotonic() - self._last_restart < max(self._stall_timeout, 3 * self._param("diagnostics_period")):
+            errors.append(f"fusion worker thread died ({self._worker_error or 'no exception'}) and was restarted")
+        inputs_arrive = all(rate > 0.0 for rate in snapshot.input_rates_hz.values())
+        if inputs_arrive and snapshot.waiting_s > self._stall_timeout:
+            errors.append(f"inputs arrive but nothing was published for {snapshot.waiting_s:.1f} s (see drops_*)")
+        return tuple(errors)
+
     def _publish_diagnostics(self) -> None:
         snapshot = self._stats.snapshot(self._sync_drops())
         info = {
             **{k: v for k, v in self._pipeline_info.items() if k != "model_path" or v},
             **{f"{stream}_qos": self._reliability[stream].name.lower() for stream in STREAMS},
             "slop_s": self._param("slop"),
+            "ready": "true",
+            "worker_restarts": self._worker_restarts,
+            "sync_resets": self._sync.resets,
         }
+        if self._worker_restarts:
+            info["worker_last_error"] = self._worker_error
+        if snapshot.drops.get("transport_lost"):
+            info["transport_lost_hint"] = f"messages {TRANSPORT_LOST_HINT}"
         status = to_diagnostic_status(
-            f"{self.get_name()}: fusion", self.get_fully_qualified_name(), snapshot, info
+            f"{self.get_name()}: fusion", self.get_fully_qualified_name(), snapshot, info,
+            self._health_errors(snapshot),
         )
         self._diagnostics_pub.publish(DiagnosticArray(header=self._diagnostics_header(), status=[status]))
 
@@ -509,6 +666,15 @@ class FusionNode(Node):
             self._worker.join(timeout=5.0)
         self._uninstall_log_bridge()
         super().destroy_node()
+
+
+def _bgr8_tile(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` (any depth, gray or BGR) as 8-bit BGR of `size` (width, height); non-8-bit is min-max stretched."""
+    if image.dtype != np.uint8:
+        image = cv2.normalize(np.nan_to_num(image.astype(np.float32)), None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image if (image.shape[1], image.shape[0]) == size else cv2.resize(image, size)
 
 
 def _model_key(calibration: StereoCalibration) -> bytes:
@@ -533,11 +699,10 @@ def _rescale_camera_info(info: CameraInfo, width: int, height: int) -> None:
 
 
 def _side_by_side(thermal: np.ndarray, visible: np.ndarray, result: Any) -> np.ndarray:
-    """thermal | RGB | fused | coloured weights, each at the RGB size, as one BGR image."""
-    height, width = visible.shape[:2]
-    thermal8 = cv2.normalize(thermal, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
-    tiles = [cv2.resize(thermal8, (width, height)), visible, result.fused, result.weights_colored()]
-    return cv2.hconcat([tile if tile.ndim == 3 else cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR) for tile in tiles])
+    """thermal | RGB | fused | coloured weights, each at the RGB size, as one 8-bit BGR image."""
+    size = (visible.shape[1], visible.shape[0])
+    tiles = [thermal, visible, result.fused, result.weights_colored()]
+    return cv2.hconcat([_bgr8_tile(tile, size) for tile in tiles])
 
 
 def main(args: list[str] | None = None) -> int:

@@ -42,6 +42,13 @@ def _check_rotation(values: tuple[float, ...]) -> None:
     parse_extrinsics(list(values), [0.0, 0.0, 0.0])
 
 
+def _check_warmup_size(values: tuple[float, ...]) -> None:
+    width, height = values
+    if (width, height) != (0.0, 0.0) and not (32 <= width <= 16384 and 32 <= height <= 16384
+                                               and width == int(width) and height == int(height)):
+        raise FusionInputError(f"warmup_size must be [0, 0] or whole [width, height] in 32..16384, got {list(values)}")
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """Settings of ``fusion_node`` itself (transport, pairing, registration, outputs)."""
@@ -73,6 +80,10 @@ class NodeSettings:
     jpeg_quality: int = setting(80, "JPEG quality of fused/image/compressed", low=1, high=100, runtime=True)
     publish_debug: bool = setting(False, "publish debug/side_by_side (thermal | RGB | fused | weights)", runtime=True)
     diagnostics_period: float = setting(1.0, "period of /diagnostics, s", low=0.1, high=60.0)
+    stall_timeout: float = setting(5.0, "/diagnostics ERROR when inputs arrive but nothing is published for this "
+                                   "long, s", low=0.5, high=3600.0)
+    warmup_size: tuple[float, ...] = setting((640.0, 512.0), "[width, height] the pipeline is warmed at before the "
+                                             "inputs are subscribed; [0, 0] = none", length=2, check=_check_warmup_size)
 
 
 #: (section title, settings dataclass) in declaration and parameter-file order.

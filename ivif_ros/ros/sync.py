@@ -14,10 +14,15 @@ stream and reason:
 
 - ``stale``: it could have been paired, but a newer pair was taken instead;
 - ``unpaired``: no partner within ``slop_ns`` arrived (other stream silent, slower or offset);
-- ``out_of_order``: its stamp is not newer than the last pair taken from its stream.
+- ``out_of_order``: its stamp is older than the last pair taken from its stream;
+- ``duplicate``: its stamp equals one already queued or the last taken on its stream (a
+  republished message), so a duplicated pair gives one output.
 
 A stamp more than ``reset_ns`` older than the newest one seen (a bag replay restarting, a
-simulated clock reset) clears both queues and counts a reset instead of dropping forever.
+simulated clock reset), or ``jump_back_messages`` consecutive out-of-order stamps on one stream
+(a camera clock stepping back by less than that), clears both queues and counts a reset instead
+of dropping forever. :meth:`ApproximateSynchronizer.pop_oldest` hands out pairs in stamp order
+instead (a consumer catching up after a slow frame loses nothing that is still queued).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["ApproximateSynchronizer", "SyncedPair", "DROP_REASONS"]
 
-DROP_REASONS: tuple[str, ...] = ("stale", "unpaired", "out_of_order")
+DROP_REASONS: tuple[str, ...] = ("stale", "unpaired", "out_of_order", "duplicate")
 
 T = TypeVar("T")
 
@@ -59,6 +64,7 @@ class _Stream:
         self.newest_seen_ns: int | None = None
         self.last_taken_ns: int | None = None
         self.received = 0
+        self.behind = 0  # consecutive out-of-order stamps
 
     def insert(self, stamp_ns: int, item: Any) -> None:
         index = bisect.bisect_right(self.stamps, stamp_ns)
@@ -71,11 +77,16 @@ class _Stream:
         self.items.pop(0)
         return self.stamps.pop(0)
 
+    def holds(self, stamp_ns: int) -> bool:
+        index = bisect.bisect_left(self.stamps, stamp_ns)
+        return index < len(self.stamps) and self.stamps[index] == stamp_ns
+
     def clear(self) -> None:
         self.stamps.clear()
         self.items.clear()
         self.newest_seen_ns = None
         self.last_taken_ns = None
+        self.behind = 0
 
 
 class ApproximateSynchronizer:
@@ -86,9 +97,10 @@ class ApproximateSynchronizer:
         queue_size: messages kept per stream (>= 1); the oldest are dropped beyond it.
         names: names of the two streams, used in the drop counts.
         reset_ns: a stamp this much older than the newest seen on its stream resets the queues.
+        jump_back_messages: this many consecutive out-of-order stamps on one stream reset the queues.
 
     Raises:
-        ValueError: negative slop, queue_size < 1 or reset_ns <= 0.
+        ValueError: negative slop, queue_size < 1, reset_ns <= 0 or jump_back_messages < 1.
     """
 
     def __init__(
@@ -97,11 +109,15 @@ class ApproximateSynchronizer:
         queue_size: int = 10,
         names: tuple[str, str] = ("first", "second"),
         reset_ns: int = 1_000_000_000,
+        jump_back_messages: int = 2,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         if reset_ns <= 0:
             raise ValueError(f"reset_ns must be > 0, got {reset_ns}")
+        if jump_back_messages < 1:
+            raise ValueError(f"jump_back_messages must be >= 1, got {jump_back_messages}")
+        self._jump_back_messages = jump_back_messages
         self._lock = threading.Lock()
         self._streams = (_Stream(names[0]), _Stream(names[1]))
         self._drops: dict[str, Counter[str]] = {name: Counter() for name in names}
@@ -145,9 +161,16 @@ class ApproximateSynchronizer:
             queue.received += 1
             if queue.newest_seen_ns is not None and stamp_ns < queue.newest_seen_ns - self._reset_ns:
                 self._reset_locked()
-            if queue.last_taken_ns is not None and stamp_ns <= queue.last_taken_ns:
-                self._drops[queue.name]["out_of_order"] += 1
+            if stamp_ns == queue.last_taken_ns or queue.holds(stamp_ns):
+                self._drops[queue.name]["duplicate"] += 1
                 return
+            if queue.last_taken_ns is not None and stamp_ns < queue.last_taken_ns:
+                queue.behind += 1
+                if queue.behind < self._jump_back_messages:
+                    self._drops[queue.name]["out_of_order"] += 1
+                    return
+                self._reset_locked()  # the stream's clock stepped back: start pairing afresh
+            queue.behind = 0
             queue.insert(stamp_ns, item)
             while len(queue.stamps) > self._queue_size:
                 oldest = queue.pop_front()
@@ -159,9 +182,20 @@ class ApproximateSynchronizer:
         Returns:
             The pair, or None when no pair is ready yet.
         """
+        return self._pop(oldest=False)
+
+    def pop_oldest(self) -> SyncedPair | None:
+        """Take the oldest ready pair (messages older than it that cannot pair are dropped and counted).
+
+        Returns:
+            The pair, or None when no pair is ready yet.
+        """
+        return self._pop(oldest=True)
+
+    def _pop(self, oldest: bool) -> SyncedPair | None:
         with self._lock:
             self._prune_unpairable()
-            best = self._best_ready_pair()
+            best = self._best_ready_pair(oldest)
             if best is None:
                 return None
             index_first, index_second = best
@@ -242,8 +276,8 @@ class ApproximateSynchronizer:
         moved_on = max(first.newest_seen_ns, second.newest_seen_ns) > max(stamp_first, stamp_second) + self._slop_ns
         return both_caught_up or moved_on
 
-    def _best_ready_pair(self) -> tuple[int, int] | None:
-        """Indices of the ready pair with the newest older stamp (then the smallest gap)."""
+    def _best_ready_pair(self, oldest: bool = False) -> tuple[int, int] | None:
+        """Indices of the ready pair with the newest (or oldest) older stamp, then the smallest gap."""
         first = self._streams[0]
         best: tuple[int, int] | None = None
         best_key: tuple[int, int] | None = None
@@ -255,7 +289,8 @@ class ApproximateSynchronizer:
             stamp_second = self._streams[1].stamps[index_second]
             if not self._is_ready(stamp_first, stamp_second):
                 continue
-            key = (min(stamp_first, stamp_second), -abs(stamp_first - stamp_second))
+            older = min(stamp_first, stamp_second)
+            key = (-older, -abs(stamp_first - stamp_second)) if oldest else (older, -abs(stamp_first - stamp_second))
             if best_key is None or key > best_key:
                 best, best_key = (index_first, index_second), key
         return best

@@ -24,7 +24,7 @@ def _status(name: str, argv: list[str]) -> int:
 
 def test_every_script_is_covered() -> None:
     assert set(CLIS) == {"ivif-demo", "ivif-fuse", "ivif-bag", "ivif-bench", "ivif-make-dataset", "ivif-train",
-                         "ivif-export", "ivif-eval"}
+                         "ivif-export", "ivif-eval", "ivif-soak"}
     assert "fusion_node" in SCRIPTS
 
 
@@ -48,6 +48,7 @@ def _failures(missing: Path, out: Path) -> dict[str, list[str]]:
         "ivif-train": ["--data", str(missing), "--out", str(out)],
         "ivif-export": [str(missing / "weights.safetensors"), "--out", str(out), "--no-onnx"],
         "ivif-eval": [str(missing), "--out", str(out)],
+        "ivif-soak": ["--profile", str(missing / "profile.xml"), "--out", str(out)],
     }
 
 
