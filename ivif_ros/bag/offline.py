@@ -167,7 +167,8 @@ def _create_pipeline(options: FuseOptions) -> Any:
 
     try:
         return FusionPipeline(
-            FusionConfig(mode=options.mode), model=options.model, backend=options.backend, device=options.device
+            FusionConfig(mode=options.mode), model=options.model, backend=options.backend, device=options.device,
+            stream=True,
         )
     except (ModelError, BackendError, ValueError) as exc:
         raise BagError(f"cannot create the fusion pipeline: {exc}") from exc

@@ -40,8 +40,12 @@ def fuse_command(
     ir_pattern: str | None = None,
     vis_pattern: str | None = None,
     quiet: bool = False,
+    sequence: bool = False,
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
+
+    ``sequence``: the pairs, in name order, are consecutive frames of one stream; the pipeline
+    smooths its normalisation over them (stream mode) instead of treating each pair on its own.
 
     Returns:
         0 when every pair was fused, 1 when some failed (listed on stderr), 2 on a usage error.
@@ -63,7 +67,8 @@ def fuse_command(
         return 2
     try:
         pipeline = FusionPipeline(FusionConfig(mode=mode), model=model if mode == "default" else None,
-                                  seed_model=model if mode == "seed" else None, backend=backend, device=device)
+                                  seed_model=model if mode == "seed" else None, backend=backend, device=device,
+                                  stream=sequence)
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
         return 2
@@ -118,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="detector weights (.safetensors); default: the shipped model")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--sequence", action="store_true",
+                        help="the pairs (in name order) are frames of one video: smooth the normalisation over time")
     return parser
 
 
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     return fuse_command(args.ir, args.vis, args.out, args.mode, args.backend, args.model, args.device,
-                        args.ir_pattern, args.vis_pattern, args.quiet)
+                        args.ir_pattern, args.vis_pattern, args.quiet, args.sequence)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import FusionInputError
 from .guided_filter import fast_guided_filter
 
-__all__ = ["enhance_luminance", "stretch_thermal", "minmax_to_255"]
+__all__ = ["enhance_luminance", "stretch_thermal", "thermal_bounds", "apply_bounds", "minmax_to_255"]
 
 
 def minmax_to_255(image: np.ndarray) -> np.ndarray:
@@ -41,6 +41,36 @@ def _percentile_bounds(image: np.ndarray, low_pct: float, high_pct: float) -> tu
     return float(low), float(high)
 
 
+def thermal_bounds(
+    image: np.ndarray, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5)
+) -> tuple[float, float]:
+    """The (low, high) input values that ``stretch_thermal`` maps to 0 and 255.
+
+    Raises:
+        FusionInputError: unknown method or invalid percentiles.
+    """
+    if method not in ("auto", "minmax", "percentile"):
+        raise FusionInputError(f"thermal stretch must be auto, minmax or percentile, got {method!r}")
+    low_pct, high_pct = percentiles
+    if not 0.0 <= low_pct < high_pct <= 100.0:
+        raise FusionInputError(f"thermal percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+    if method == "auto":
+        method = "minmax" if image.dtype == np.uint8 else "percentile"
+    minmax = (float(image.min()), float(image.max()))
+    if method == "minmax":
+        return minmax
+    low, high = _percentile_bounds(image, low_pct, high_pct)
+    return (low, high) if high - low >= 1e-12 else minmax
+
+
+def apply_bounds(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Linear map of ``low``..``high`` to 0..255, clipped (float32; all 0 when high <= low)."""
+    if high - low < 1e-12:
+        return np.zeros(image.shape, dtype=np.float32)
+    scaled = (image.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    return np.clip(scaled, 0.0, 255.0, out=scaled)
+
+
 def stretch_thermal(
     image: np.ndarray, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5)
 ) -> np.ndarray:
@@ -58,20 +88,7 @@ def stretch_thermal(
     Raises:
         FusionInputError: unknown method or invalid percentiles.
     """
-    if method not in ("auto", "minmax", "percentile"):
-        raise FusionInputError(f"thermal stretch must be auto, minmax or percentile, got {method!r}")
-    low_pct, high_pct = percentiles
-    if not 0.0 <= low_pct < high_pct <= 100.0:
-        raise FusionInputError(f"thermal percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
-    if method == "auto":
-        method = "minmax" if image.dtype == np.uint8 else "percentile"
-    if method == "minmax":
-        return minmax_to_255(image)
-    low, high = _percentile_bounds(image, low_pct, high_pct)
-    if high - low < 1e-12:
-        return minmax_to_255(image)
-    scaled = (image.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(scaled, 0.0, 255.0, out=scaled)
+    return apply_bounds(image, *thermal_bounds(image, method, percentiles))
 
 
 def enhance_luminance(

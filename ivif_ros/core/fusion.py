@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "blend", "split_base_detail", "detail_energy_weights", "saliency_detail_fuse", "percentile_stretch",
+    "stretch_bounds", "apply_stretch",
     "single_scale_retinex", "to_ycrcb", "merge_luminance",
 ]
 
@@ -84,15 +85,26 @@ def saliency_detail_fuse(
     return fused
 
 
-def percentile_stretch(image: np.ndarray, clip_percent: float) -> np.ndarray:
-    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32."""
+def stretch_bounds(image: np.ndarray, clip_percent: float) -> tuple[float, float] | None:
+    """The (low, high) of ``percentile_stretch`` (every other row and column sampled); None = no stretch."""
     if clip_percent <= 0:
-        return np.clip(image, 0.0, 255.0)
+        return None
     low, high = np.percentile(image[::2, ::2], [clip_percent, 100.0 - clip_percent])
-    if high - low < 1e-3:
+    return (float(low), float(high)) if high - low >= 1e-3 else None
+
+
+def apply_stretch(image: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    """Linear map of ``bounds`` to 0..255, clipped; None only clips."""
+    if bounds is None or bounds[1] - bounds[0] < 1e-3:
         return np.clip(image, 0.0, 255.0)
+    low, high = bounds
     stretched = (image - np.float32(low)) * np.float32(255.0 / (high - low))
     return np.clip(stretched, 0.0, 255.0, out=stretched)
+
+
+def percentile_stretch(image: np.ndarray, clip_percent: float) -> np.ndarray:
+    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32."""
+    return apply_stretch(image, stretch_bounds(image, clip_percent))
 
 
 def single_scale_retinex(image: np.ndarray, sigma: float = 300.0, clip_fraction: float = 0.1) -> np.ndarray:

@@ -22,15 +22,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import enhance, fusion, weight_map
+from . import enhance, fusion, multiscale, weight_map
 from .errors import FusionInputError
 from .registration import match_thermal_size
+from .temporal import StreamNormaliser
 
 __all__ = ["FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair"]
 
 LOGGER = logging.getLogger("ivif_ros.core")
 
 MODES = ("default", "seed")
+FUSION_SCHEMES = ("pyramid", "two_scale")
 MIN_SIDE = 8
 # Config fields that may change while a pipeline runs (the node exposes them as live parameters).
 RUNTIME_FIELDS = frozenset(
@@ -55,6 +57,13 @@ RUNTIME_FIELDS = frozenset(
         "output_stretch",
         "seed_retinex",
         "seed_blend_radius",
+        "fusion_scheme",
+        "pyramid_levels",
+        "match_threshold",
+        "match_radius",
+        "selection_sharpness",
+        "temporal_smoothing",
+        "scene_cut",
     }
 )
 
@@ -80,6 +89,19 @@ class FusionConfig:
         base_complement: share of the darker source's zero-mean base added to the fused base.
         detector_mix: share of the blur detector in the detail weight map (the rest: local detail
             energy at ``detail_sigma``); 1 = detector only.
+        fusion_scheme: ``pyramid`` (Laplacian pyramid, per-band match/salience rule under the
+            detector's weights, ``core.multiscale``) or ``two_scale`` (one base/detail split at
+            ``base_radius``, the previous default).
+        pyramid_levels: band-pass levels of the pyramid scheme.
+        match_threshold: per-band local match above which the bands are averaged with the detector's
+            weights (below it the band of larger local energy is selected); Liu et al.: 0.6.
+        match_radius: radius (px) of the window of the local energies and the match.
+        selection_sharpness: 0 = hard selection where the bands disagree, else the sharpness of a
+            soft selection ``sigmoid(s·log(E_vis/E_ir))``.
+        temporal_smoothing: in stream mode, weight of the history in the exponential moving average
+            of the thermal stretch and output stretch bounds (0 = per frame).
+        scene_cut: in stream mode, mean absolute change (grey levels) of the visible thumbnail that
+            counts as a new scene (the smoothed bounds restart).
         detail_sigma: Gaussian sigma (px) of the local detail energy.
         detail_gain: multiplier of the fused detail layer.
         output_stretch: % of darkest/brightest fused pixels saturated by the final linear stretch (0 = off).
@@ -105,10 +127,17 @@ class FusionConfig:
     base_radius: int = 16
     base_temperature: float = 10.0
     base_complement: float = 0.3
-    detector_mix: float = 0.5
+    detector_mix: float = 1.0
     detail_sigma: float = 2.0
     detail_gain: float = 1.0
     output_stretch: float = 0.5
+    fusion_scheme: str = "pyramid"
+    pyramid_levels: int = 4
+    match_threshold: float = 0.6
+    match_radius: int = 2
+    selection_sharpness: float = 0.0
+    temporal_smoothing: float = 0.8
+    scene_cut: float = 30.0
     seed_stride: int = 0
     seed_blend_radius: float = 16.0
     seed_retinex: bool = True
@@ -138,6 +167,13 @@ class FusionConfig:
             (0.0 <= self.detector_mix <= 1.0, f"detector_mix must be in [0, 1], got {self.detector_mix}"),
             (0.3 <= self.detail_sigma <= 32.0, f"detail_sigma must be in [0.3, 32], got {self.detail_sigma}"),
             (0.0 <= self.output_stretch < 50.0, f"output_stretch must be in [0, 50), got {self.output_stretch}"),
+            (self.fusion_scheme in FUSION_SCHEMES, f"fusion_scheme must be one of {FUSION_SCHEMES}, got {self.fusion_scheme!r}"),
+            (1 <= self.pyramid_levels <= 8, f"pyramid_levels must be in [1, 8], got {self.pyramid_levels}"),
+            (-1.0 <= self.match_threshold <= 1.0, f"match_threshold must be in [-1, 1], got {self.match_threshold}"),
+            (1 <= self.match_radius <= 8, f"match_radius must be in [1, 8], got {self.match_radius}"),
+            (0.0 <= self.selection_sharpness <= 100.0, f"selection_sharpness must be in [0, 100], got {self.selection_sharpness}"),
+            (0.0 <= self.temporal_smoothing < 1.0, f"temporal_smoothing must be in [0, 1), got {self.temporal_smoothing}"),
+            (self.scene_cut > 0, f"scene_cut must be > 0, got {self.scene_cut}"),
             (self.seed_stride in (0, 1, 2, 4, 8, 16, 32), f"seed_stride must be 0 or a divisor of 32, got {self.seed_stride}"),
             (self.seed_blend_radius > 0, f"seed_blend_radius must be > 0, got {self.seed_blend_radius}"),
             (self.retinex_sigma > 0, f"retinex_sigma must be > 0, got {self.retinex_sigma}"),
@@ -259,6 +295,9 @@ class FusionPipeline:
             None = when the detector runs on CUDA, True = always (also on CPU, for tests), False = never.
         backend_options: keyword options of the default-mode backend (e.g. ``intra_op_threads``,
             ``fp16``, ``cuda_graphs``; see ``ivif_ros.backends``).
+        stream: the pairs are consecutive frames of one stream: the normalisation bounds (thermal
+            stretch, output stretch) are smoothed over frames (``temporal_smoothing``) and restart on
+            a scene cut or size change (``core.temporal``). False: every pair on its own (stills).
 
     Raises:
         ValueError: invalid config. ``ModelError`` / ``BackendError`` surface when a detector is
@@ -274,6 +313,7 @@ class FusionPipeline:
         device: str = "auto",
         gpu_pipeline: bool | None = None,
         backend_options: dict[str, Any] | None = None,
+        stream: bool = False,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
@@ -284,6 +324,8 @@ class FusionPipeline:
         self._detectors: dict[str, Any] = {}
         self._model_infos: dict[str, Any] = {}
         self._detector(self.config.mode)
+        self.stream = stream
+        self._normaliser = StreamNormaliser(self.config.temporal_smoothing, self.config.scene_cut)
         # >>> torch path (core/torch_pipeline.py, owned by the backends/perf engineer) >>>
         self._gpu_pipeline, self._torch_path = gpu_pipeline, None
         # <<< torch path <<<
@@ -303,6 +345,10 @@ class FusionPipeline:
         if candidate.mode != self.config.mode:
             self._detector(candidate.mode)
         self.config = candidate
+
+    def reset_stream(self) -> None:
+        """Forget the stream's smoothed normalisation (e.g. after a seek or a camera restart)."""
+        self._normaliser.reset()
 
     def describe(self) -> dict[str, Any]:
         """Backend, device and model facts of the active mode (for logs and diagnostics)."""
@@ -353,7 +399,7 @@ class FusionPipeline:
         """
         config = self.config
         # >>> torch path: the CUDA-resident default mode (decided once, on first use) >>>
-        if config.mode == "default" and self._gpu_pipeline is not False:
+        if config.mode == "default" and config.fusion_scheme == "two_scale" and not self.stream and self._gpu_pipeline is not False:
             if self._torch_path is None:
                 backend = self._detector("default")
                 if self._gpu_pipeline or str(backend.device).startswith("cuda"):
@@ -397,9 +443,23 @@ class FusionPipeline:
         scores = backend(pair)[0, 0]
         return scores, visible_lum.shape, backend.window, backend.stride
 
+    def _normalise(self, name: str, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+        """Stream mode: the smoothed version of this frame's ``bounds``; stills: ``bounds``."""
+        if not self.stream or bounds is None:
+            return bounds
+        self._normaliser.smoothing = self.config.temporal_smoothing
+        self._normaliser.scene_cut = self.config.scene_cut
+        return self._normaliser.smooth(name, *bounds)
+
     def _fuse_default(self, thermal, visible_lum, timings, mark):
         config = self.config
-        thermal_lum = enhance.stretch_thermal(thermal, config.thermal_stretch, config.thermal_percentiles)
+        if self.stream:
+            self._normaliser.scene_cut = config.scene_cut
+            self._normaliser.begin_frame(visible_lum)
+        low, high = self._normalise(
+            "thermal", enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles)
+        )
+        thermal_lum = enhance.apply_bounds(thermal, low, high)
         if config.thermal_enhance > 0:
             enhanced = enhance.enhance_luminance(
                 thermal_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
@@ -417,19 +477,33 @@ class FusionPipeline:
         height, width = visible_lum.shape
         if weights.shape != (height, width):
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        guide = np.maximum(visible_lum, thermal_lum)
-        weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps)
-        visible_layers = fusion.split_base_detail(visible_lum, config.base_radius)
-        thermal_layers = fusion.split_base_detail(thermal_lum, config.base_radius)
-        if config.detector_mix < 1.0:
-            energy = fusion.detail_energy_weights(visible_layers[1], thermal_layers[1], config.detail_sigma)
-            weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
-        mark = _lap(timings, "weights", mark)
-        fused = fusion.saliency_detail_fuse(
-            visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement,
-            config.detail_gain,
-        )
-        fused = fusion.percentile_stretch(fused, config.output_stretch)
+        if config.fusion_scheme == "pyramid":
+            if config.detector_mix < 1.0:
+                energy = fusion.detail_energy_weights(
+                    *(layers[1] for layers in (fusion.split_base_detail(visible_lum, config.base_radius),
+                                               fusion.split_base_detail(thermal_lum, config.base_radius))),
+                    config.detail_sigma,
+                )
+                weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
+            mark = _lap(timings, "weights", mark)
+            fused = multiscale.pyramid_fuse(
+                visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
+                config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain,
+            )
+        else:
+            guide = np.maximum(visible_lum, thermal_lum)
+            weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps)
+            visible_layers = fusion.split_base_detail(visible_lum, config.base_radius)
+            thermal_layers = fusion.split_base_detail(thermal_lum, config.base_radius)
+            if config.detector_mix < 1.0:
+                energy = fusion.detail_energy_weights(visible_layers[1], thermal_layers[1], config.detail_sigma)
+                weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
+            mark = _lap(timings, "weights", mark)
+            fused = fusion.saliency_detail_fuse(
+                visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement,
+                config.detail_gain,
+            )
+        fused = fusion.apply_stretch(fused, self._normalise("output", fusion.stretch_bounds(fused, config.output_stretch)))
         _lap(timings, "fuse", mark)
         return fused, weights
 

@@ -152,7 +152,8 @@ class FusionNode(Node):
 
         model, seed_model = self._param("model") or None, self._param("seed_model") or None
         self._pipeline = FusionPipeline(
-            config, model=model, seed_model=seed_model, backend=self._param("backend"), device=self._param("device")
+            config, model=model, seed_model=seed_model, backend=self._param("backend"), device=self._param("device"),
+            stream=True,
         )
         self._pipeline_info = self._pipeline.describe()
         self.get_logger().info(
