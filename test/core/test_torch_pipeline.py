@@ -1,7 +1,8 @@
 """core.torch_pipeline: the tensor twin of FusionPipeline's default mode.
 
-Parity is checked against whatever ``FusionPipeline`` (numpy path) does at the time the tests run,
-so a later change of the default algorithm that is not ported fails here.
+Parity is checked against whatever ``FusionPipeline`` (numpy path) does at the time the tests run
+for the ``two_scale`` fusion scheme, the one the tensor path implements; the ``pyramid`` scheme
+(the default) falls back to the numpy path, which is tested too.
 """
 import copy
 
@@ -16,18 +17,20 @@ from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
 from ivif_ros.core.synthetic import synthetic_pair
 
 RNG = np.random.default_rng(0)
+# The scheme the tensor path implements, with the settings it was the default with.
+TWO_SCALE = dict(fusion_scheme="two_scale", detector_mix=0.5)
 
 
 @pytest.fixture(scope="module")
 def numpy_pipe():
     torch.manual_seed(0)
-    return FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=False)
+    return FusionPipeline(FusionConfig(**TWO_SCALE), backend="torch", device="cpu", gpu_pipeline=False)
 
 
 @pytest.fixture(scope="module")
 def torch_pipe():
     torch.manual_seed(0)
-    return FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=True)
+    return FusionPipeline(FusionConfig(**TWO_SCALE), backend="torch", device="cpu", gpu_pipeline=True)
 
 
 def same_detector(numpy_pipe, torch_pipe):
@@ -76,7 +79,7 @@ class TestPipelineParity:
             ir, vis = synthetic_pair(200, 240, seed=5)
             assert_close_results(numpy_pipe(ir, vis), torch_pipe(ir, vis))
         finally:
-            defaults = FusionConfig()
+            defaults = FusionConfig(**TWO_SCALE)
             reset = {key: getattr(defaults, key) for key in changes}
             numpy_pipe.update(**reset)
             torch_pipe.update(**reset)
@@ -88,6 +91,16 @@ class TestPipelineParity:
         ir.flags.writeable = False
         vis.flags.writeable = False
         assert_close_results(numpy_pipe(ir, vis), torch_pipe(ir, vis))
+
+    def test_pyramid_scheme_and_stream_mode_fall_back_to_numpy(self, numpy_pipe):
+        ir, vis = synthetic_pair(120, 150, seed=4)
+        for stream in (False, True):
+            pyramid_numpy = FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=False, stream=stream)
+            pyramid_gpu = FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=True, stream=stream)
+            pyramid_gpu._detectors["default"] = pyramid_numpy._detectors["default"] = numpy_pipe._detector("default")
+            expected, actual = pyramid_numpy(ir, vis), pyramid_gpu(ir, vis)
+            assert pyramid_gpu._torch_path is None
+            np.testing.assert_array_equal(actual.fused, expected.fused)
 
     def test_path_runs_on_the_backend_device(self, torch_pipe):
         path = tp.TorchFusionPath(torch_pipe._detector("default"))
@@ -176,6 +189,6 @@ def test_cuda_matches_cpu(numpy_pipe, height, width):
     cpu = tp.TorchFusionPath(TorchBackend(net, device="cpu"))
     cuda = tp.TorchFusionPath(TorchBackend(cuda_net, device="cuda", fp16=False))
     ir, vis = synthetic_pair(height, width, seed=2)
-    expected, actual = cpu(ir, vis, FusionConfig()), cuda(ir, vis, FusionConfig())
+    expected, actual = cpu(ir, vis, FusionConfig(**TWO_SCALE)), cuda(ir, vis, FusionConfig(**TWO_SCALE))
     assert_close_results(expected, actual)
     assert actual.timings["detect"] > 0.0
