@@ -48,10 +48,11 @@ def _init_worker(overrides: dict[str, object]) -> None:
     global _PIPELINE
     import torch
 
-    from ivif_ros.core import FusionConfig, FusionPipeline
+    from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core import FusionConfig
 
     torch.set_num_threads(1)
-    _PIPELINE = FusionPipeline(FusionConfig(**overrides))
+    _PIPELINE = create_pipeline(FusionConfig(**overrides))
 
 
 def _score_pair(paths: tuple[Path, Path]) -> tuple[dict[str, float], float]:

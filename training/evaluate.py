@@ -59,6 +59,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ivif_ros.backends.choice import DetectorChoice, add_detector_arguments
+from ivif_ros.cli.options import add_set_argument
+from ivif_ros.core.config import FusionConfig
+from ivif_ros.core.errors import FusionInputError
+from ivif_ros.core.settings import parse_assignments
 from ivif_ros.training import report
 from ivif_ros.training.baselines import BASELINES
 from ivif_ros.training.metrics import METRIC_NAMES, UNRANKED_NAMES, compute_metrics, sequence_flicker, target_retention, to_gray_u8
@@ -92,9 +97,8 @@ class EvalSettings:
 
     size: int | None = None
     seed_max_side: int | None = None
-    model: str | None = None
-    seed_model: str | None = None
-    backend: str = "auto"
+    detector: DetectorChoice = field(default_factory=DetectorChoice)
+    overrides: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass
@@ -199,12 +203,11 @@ def _init_worker(settings: EvalSettings, torch_threads: int = 1) -> None:
 
 def _pipeline(mode: str):
     if mode not in _PIPELINES:
-        from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+        from ivif_ros.backends.choice import create_pipeline
+        from ivif_ros.core.pipeline import FusionConfig
 
         settings = _WORKER_SETTINGS
-        _PIPELINES[mode] = FusionPipeline(
-            FusionConfig(mode=mode), model=settings.model, seed_model=settings.seed_model, backend=settings.backend
-        )
+        _PIPELINES[mode] = create_pipeline(FusionConfig(**dict(settings.overrides), mode=mode), settings.detector)
     return _PIPELINES[mode]
 
 
@@ -343,9 +346,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"ivif-eval: {error}", file=sys.stderr)
         return 2
-    settings = EvalSettings(
-        size=args.size, seed_max_side=args.seed_max_side, model=args.model, seed_model=args.seed_model, backend=args.backend
-    )
+    try:
+        overrides = parse_assignments(FusionConfig, args.overrides)
+        overrides.pop("mode", None)  # the methods name the modes
+        FusionConfig(**overrides).validate()
+        detector = DetectorChoice(backend=args.backend, device=args.device, model=args.model or "",
+                                  seed_model=args.seed_model or "")
+        detector.validate()
+    except FusionInputError as error:
+        print(f"ivif-eval: {error}", file=sys.stderr)
+        return 2
+    settings = EvalSettings(size=args.size, seed_max_side=args.seed_max_side, detector=detector,
+                            overrides=tuple(overrides.items()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs: list[PairJob] = []
@@ -453,7 +465,7 @@ def sequence_section(
     ``out/grids/sequence_<folder name>.png``: infrared, visible, stream-mode default and per-frame
     default rows over ``strip_frames`` consecutive frames.
     """
-    from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+    from ivif_ros.backends.choice import create_pipeline
 
     pairs, _problems = dataset_pairs(folder)
     pairs = pairs[:limit]
@@ -466,7 +478,8 @@ def sequence_section(
             continue
         if method == "default":
             for label, stream in (("default", True), ("default (per frame)", False)):
-                pipeline = FusionPipeline(FusionConfig(), model=settings.model, backend=settings.backend, stream=stream)
+                config = FusionConfig(**dict(settings.overrides), mode="default")
+                pipeline = create_pipeline(config, settings.detector, stream=stream)
                 outputs[label] = [pipeline(ir, vis).fused for ir, vis in frames]
         else:
             outputs[method] = [BASELINES[method](ir, vis).fused for ir, vis in frames]
@@ -593,9 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequence", default=None, metavar="DIR",
                         help="dataset folder whose pairs (name order) are consecutive video frames: flicker table + strip")
     parser.add_argument("--sequence-limit", type=int, default=30, help="first N frames of --sequence")
-    parser.add_argument("--model", default=None, help="detector weights for the default mode (default: shipped)")
+    add_detector_arguments(parser, "detector weights for the default mode (default: shipped)")
     parser.add_argument("--seed-model", default=None, help="detector weights for the seed mode (default: shipped)")
-    parser.add_argument("--backend", default="auto", help="inference backend of the pipeline modes")
+    add_set_argument(parser)
     return parser
 
 

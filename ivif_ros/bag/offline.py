@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ivif_ros.backends.choice import DetectorChoice
 from ivif_ros.ros.conversions import ConversionError, array_to_image, to_bgr
 
 from .errors import BagError
@@ -57,9 +58,7 @@ class FuseOptions:
         copy_inputs: Copy every topic of the input bag into the output (replay both in rviz).
         limit: Fuse at most this many pairs (None = all).
         mode: Pipeline mode (``default`` or ``seed``).
-        model: Detector weights (None = shipped default).
-        backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``.
-        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        detector: Backend, device and weights of the detector.
         storage: Output storage, ``mcap`` or ``sqlite3``.
         version: Output rosbag2 metadata version.
     """
@@ -74,9 +73,7 @@ class FuseOptions:
     copy_inputs: bool = False
     limit: int | None = None
     mode: str = "default"
-    model: str | None = None
-    backend: str = "auto"
-    device: str = "auto"
+    detector: DetectorChoice = field(default_factory=DetectorChoice)
     storage: str = "mcap"
     version: int = 8
 
@@ -162,14 +159,12 @@ def pair_by_stamp(thermal: Sequence[int], rgb: Sequence[int], slop_ns: int) -> l
 def _create_pipeline(options: FuseOptions) -> Any:
     """FusionPipeline for the options; model and backend failures become BagError."""
     from ivif_ros.backends.base import BackendError
-    from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
+    from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core.pipeline import FusionConfig
     from ivif_ros.models.registry import ModelError
 
     try:
-        return FusionPipeline(
-            FusionConfig(mode=options.mode), model=options.model, backend=options.backend, device=options.device,
-            stream=True,
-        )
+        return create_pipeline(FusionConfig(mode=options.mode), options.detector, stream=True)
     except (ModelError, BackendError, ValueError) as exc:
         raise BagError(f"cannot create the fusion pipeline: {exc}") from exc
 

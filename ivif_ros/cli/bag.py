@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ivif_ros.backends.choice import add_detector_arguments
 from ivif_ros.bag.errors import BagError
 
 __all__ = ["command_fuse", "command_info", "command_make", "command_play", "main"]
@@ -144,8 +145,11 @@ def command_fuse(
     Raises:
         BagError: Any failure (see ``fuse_bag``).
     """
+    from ivif_ros.backends.choice import DetectorChoice
     from ivif_ros.bag.offline import FuseOptions, fuse_bag
 
+    detector = DetectorChoice(backend=str(options.pop("backend", "auto")), device=str(options.pop("device", "auto")))
+    options["detector"] = detector.for_mode(str(options.get("mode", "default")), options.pop("model", None))  # type: ignore[arg-type]
     bag = Path(bag)
     output = output or bag.with_name(bag.name.removesuffix(".mcap").removesuffix(".db3") + "_fused")
     fuse_options = FuseOptions(**options)  # type: ignore[arg-type]
@@ -260,9 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--copy-inputs", action="store_true", help="copy the input topics into the output bag")
     fuse.add_argument("--limit", type=int, help="fuse only the first N pairs")
     fuse.add_argument("--mode", choices=("default", "seed"), default="default", help="pipeline mode (%(default)s)")
-    fuse.add_argument("--model", help="detector weights (default: shipped)")
-    fuse.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt (%(default)s)")
-    fuse.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (%(default)s)")
+    add_detector_arguments(fuse)
     _add_output_args(fuse)
 
     info = sub.add_parser("info", help="list a bag's topics")

@@ -28,6 +28,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ivif_ros.cli.options import add_set_argument
+
 __all__ = ["main", "bench_command", "parse_variant", "parse_size", "machine_info", "summarize"]
 
 STAGES = ("msg_in", "prepare", "enhance", "detect", "weights", "fuse", "msg_out")
@@ -90,19 +92,6 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
             parsed = bool(parsed)
         options[key.strip()] = parsed
     return name.strip(), options
-
-
-def _config_overrides(items: Sequence[str]) -> dict[str, Any]:
-    from ivif_ros.core.pipeline import FusionConfig
-
-    names = {f.name for f in dataclasses.fields(FusionConfig)}
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise ValueError(f"--set needs FIELD=VALUE with a FusionConfig field, got {item!r}")
-        overrides[key] = _parse_value(value)
-    return overrides
 
 
 def _cpu_model() -> str:
@@ -224,12 +213,11 @@ def _encoding(array: np.ndarray) -> str:
     return {np.dtype(np.uint8): "mono8", np.dtype(np.uint16): "mono16", np.dtype(np.float32): "32FC1"}[array.dtype]
 
 
-def _make_pipeline(config, model, name: str, options: dict, device: str, gpu_pipeline: bool):
+def _make_pipeline(config, choice, use_torch: bool):
     """A ``FusionPipeline`` whose default-mode detector is the requested backend variant."""
-    from ivif_ros.core.pipeline import FusionPipeline
+    from ivif_ros.backends.choice import create_pipeline
 
-    return FusionPipeline(config, model=model, backend=name, device=device,
-                          gpu_pipeline=True if gpu_pipeline else None, backend_options=options)
+    return create_pipeline(config, choice, use_torch=True if use_torch else None)
 
 
 def _bench_pipeline(pipeline, pairs, runs: int, warmup: int, msg_fns) -> dict[str, Any]:
@@ -273,15 +261,6 @@ def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[s
             times.append((time.perf_counter() - start) * 1e3)
     stats = summarize(times)
     return {"ms": stats, "pairs_per_s": 1000.0 / stats["median"]}
-
-
-def _detector_input(size: tuple[int, int], scale: float, window: int = 32) -> tuple[int, int]:
-    """Detector input (H, W) of the default mode for a frame of ``size`` (as FusionPipeline._detect)."""
-    height, width = size
-    scale = max(scale, window / min(height, width))
-    if abs(scale - 1.0) <= 1e-6:
-        return height, width
-    return max(window, round(height * scale)), max(window, round(width * scale))
 
 
 def _cuda_peak_mb(device: str) -> float | None:
@@ -365,7 +344,7 @@ def bench_command(
     data: Sequence[str] | None = None,
     out: str | None = None,
     overrides: Sequence[str] = (),
-    gpu_pipeline: bool = False,
+    use_torch: bool = False,
     skip_pipeline: bool = False,
     skip_detector: bool = False,
     quiet: bool = False,
@@ -383,7 +362,7 @@ def bench_command(
         data: optional (ir, vis) files/folders of real pairs, resized to each size.
         out: folder for ``bench.json`` and ``bench.md``.
         overrides: ``FIELD=VALUE`` FusionConfig overrides (e.g. ``detector_scale=0.25``).
-        gpu_pipeline: force the torch (CUDA-resident) pipeline path, also on CPU.
+        use_torch: run the default mode with the torch primitives also on the CPU (on CUDA they are used anyway).
         skip_pipeline: only time the detectors.
         skip_detector: only time the pipeline.
         quiet: no table on stdout.
@@ -394,14 +373,20 @@ def bench_command(
     import torch
 
     from ivif_ros.backends import BackendError, create_backend
-    from ivif_ros.core.pipeline import FusionConfig
+    from ivif_ros.backends.choice import DetectorChoice
+    from ivif_ros.core.pipeline import FusionConfig, detector_input_size
+    from ivif_ros.core.settings import parse_assignments
     from ivif_ros.models import load_model
 
     try:
         frame_sizes = [parse_size(s) for s in sizes]
         variant_texts = list(variants or (CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS))
         parsed = [parse_variant(v) for v in variant_texts]
-        config_overrides = _config_overrides(overrides)
+        choices = [DetectorChoice(backend=name, device=device, model=model or "", options=options)
+                   for name, options in parsed]
+        for choice in choices:
+            choice.validate()
+        config_overrides = parse_assignments(FusionConfig, overrides)
         config = FusionConfig(**config_overrides)
         config.validate()
         if runs < 1 or warmup < 0:
@@ -436,12 +421,12 @@ def bench_command(
     for size in frame_sizes:
         label = f"{size[1]}x{size[0]}"
         pairs = _load_pairs(size, data, 8)
-        for text, (name, options) in zip(variant_texts, parsed):
+        for text, choice in zip(variant_texts, choices):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
             if not skip_pipeline:
                 row: dict[str, Any] = {"size": label, "variant": text}
                 try:
-                    pipeline = _make_pipeline(dataclasses.replace(config), model, name, options, device, gpu_pipeline)
+                    pipeline = _make_pipeline(dataclasses.replace(config), choice, use_torch)
                     row["describe"] = {k: str(v) for k, v in pipeline.describe().items()}
                     _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
@@ -452,10 +437,10 @@ def bench_command(
                     row["error"] = str(error)
                 report["pipeline"].append(row)
             if not skip_detector:
-                det_size = _detector_input(size, config.detector_scale)
+                det_size, _ = detector_input_size(*size, config.detector_scale, net.window)
                 row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}"}
                 try:
-                    backend = create_backend(name, model=net, device=device, **options)
+                    backend = create_backend(choice.backend, model=net, device=device, **choice.options)
                     row["describe"] = {k: str(v) for k, v in backend.describe().items()}
                     pair = np.random.default_rng(0).random((1, 2, *det_size), dtype=np.float32)
                     row["load_before"] = list(os.getloadavg())
@@ -491,9 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="detector weights (default: shipped)")
     parser.add_argument("--data", nargs=2, metavar=("IR", "VIS"), default=None, help="real pairs (files or folders)")
     parser.add_argument("--out", default=None, help="folder for bench.json and bench.md")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="FusionConfig override, repeatable (e.g. detector_scale=0.25)")
-    parser.add_argument("--gpu-pipeline", action="store_true", help="force the torch (CUDA-resident) pipeline path")
+    add_set_argument(parser)
+    parser.add_argument("--torch-ops", action="store_true",
+                        help="run the fusion stages with the torch primitives also on the CPU")
     parser.add_argument("--detector-only", action="store_true", help="time the detectors only")
     parser.add_argument("--pipeline-only", action="store_true", help="time the full pipeline only")
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
@@ -517,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         out=args.out,
         overrides=args.overrides,
-        gpu_pipeline=args.gpu_pipeline,
+        use_torch=args.torch_ops,
         skip_pipeline=args.detector_only,
         skip_detector=args.pipeline_only,
         quiet=args.quiet,

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import cv2
 
+from ivif_ros.backends.choice import DetectorChoice, add_detector_arguments, choice_from_arguments
+from ivif_ros.core.config import FusionConfig
+from ivif_ros.core.errors import FusionInputError
+from ivif_ros.cli.options import add_set_argument, config_from_arguments
+
 __all__ = ["main", "fuse_command"]
 
 
@@ -33,10 +38,8 @@ def fuse_command(
     ir: str,
     vis: str,
     out: str,
-    mode: str = "default",
-    backend: str = "auto",
-    model: str | None = None,
-    device: str = "auto",
+    config: FusionConfig | None = None,
+    detector: DetectorChoice | None = None,
     ir_pattern: str | None = None,
     vis_pattern: str | None = None,
     quiet: bool = False,
@@ -44,16 +47,22 @@ def fuse_command(
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
 
-    ``sequence``: the pairs, in name order, are consecutive frames of one stream; the pipeline
-    smooths its normalisation over them (stream mode) instead of treating each pair on its own.
+    Args:
+        config: fusion settings (product defaults when None); ``config.mode`` picks the mode.
+        detector: detector backend, device and weights (``auto``, shipped weights when None).
+        sequence: the pairs, in name order, are consecutive frames of one stream; the pipeline
+            smooths its normalisation over them (stream mode) instead of treating each on its own.
 
     Returns:
         0 when every pair was fused, 1 when some failed (listed on stderr), 2 on a usage error.
     """
     from tqdm import tqdm
 
-    from ivif_ros.core import FusionConfig, FusionInputError, FusionPipeline
+    from ivif_ros.backends.choice import create_pipeline
     from ivif_ros.core.io import find_pairs, read_image
+
+    config = config or FusionConfig()
+    mode = config.mode
 
     try:
         pairs, problems = find_pairs(ir, vis, ir_pattern, vis_pattern)
@@ -66,9 +75,7 @@ def fuse_command(
             print(f"  {problem}", file=sys.stderr)
         return 2
     try:
-        pipeline = FusionPipeline(FusionConfig(mode=mode), model=model if mode == "default" else None,
-                                  seed_model=model if mode == "seed" else None, backend=backend, device=device,
-                                  stream=sequence)
+        pipeline = create_pipeline(config, detector, stream=sequence)
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
         return 2
@@ -118,10 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (writes fused/ and weights/)")
     parser.add_argument("--ir-pattern", help="infrared file name pattern with {k}, e.g. IR{k}.png")
     parser.add_argument("--vis-pattern", help="visible file name pattern with {k}, e.g. VIS{k}.png")
-    parser.add_argument("--mode", default="default", choices=("default", "seed"))
-    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
-    parser.add_argument("--model", help="detector weights (.safetensors); default: the shipped model")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--mode", default=None, choices=("default", "seed"), help="fusion mode (default: default)")
+    add_detector_arguments(parser, "detector weights of the mode (.safetensors); default: the shipped model")
+    add_set_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.add_argument("--sequence", action="store_true",
                         help="the pairs (in name order) are frames of one video: smooth the normalisation over time")
@@ -132,8 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    return fuse_command(args.ir, args.vis, args.out, args.mode, args.backend, args.model, args.device,
-                        args.ir_pattern, args.vis_pattern, args.quiet, args.sequence)
+    try:
+        config = config_from_arguments(args)
+        detector = choice_from_arguments(args, config.mode)
+    except FusionInputError as error:
+        print(f"ivif-fuse: {error}", file=sys.stderr)
+        return 2
+    return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet,
+                        args.sequence)
 
 
 if __name__ == "__main__":

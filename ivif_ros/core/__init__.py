@@ -1,5 +1,6 @@
 """The ROS-free fusion core: enhance, detect, weight, fuse (numpy in, numpy out)."""
+from .config import RUNTIME_FIELDS, FusionConfig
 from .errors import FusionInputError
-from .pipeline import RUNTIME_FIELDS, FusionConfig, FusionPipeline, FusionResult
+from .pipeline import FusionPipeline, FusionResult
 
 __all__ = ["FusionInputError", "FusionConfig", "FusionPipeline", "FusionResult", "RUNTIME_FIELDS"]

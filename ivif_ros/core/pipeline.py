@@ -13,176 +13,23 @@ Modes:
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
 from . import enhance, fusion, multiscale, weight_map
+from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
 from .errors import FusionInputError
 from .registration import match_thermal_size
+from .settings import coerce, settings_of
 from .temporal import StreamNormaliser
 
-__all__ = ["FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair"]
-
-LOGGER = logging.getLogger("ivif_ros.core")
-
-MODES = ("default", "seed")
-FUSION_SCHEMES = ("pyramid", "two_scale")
-MIN_SIDE = 8
-# Config fields that may change while a pipeline runs (the node exposes them as live parameters).
-RUNTIME_FIELDS = frozenset(
-    {
-        "mode",
-        "thermal_stretch",
-        "thermal_percentiles",
-        "visible_enhance",
-        "thermal_enhance",
-        "target_contrast",
-        "enhance_detail_gain",
-        "detector_scale",
-        "weight_temperature",
-        "smoothing_radius",
-        "smoothing_eps",
-        "base_radius",
-        "base_temperature",
-        "base_complement",
-        "detector_mix",
-        "detail_sigma",
-        "detail_gain",
-        "output_stretch",
-        "seed_retinex",
-        "seed_blend_radius",
-        "fusion_scheme",
-        "pyramid_levels",
-        "match_threshold",
-        "match_radius",
-        "selection_sharpness",
-        "temporal_smoothing",
-        "scene_cut",
-    }
-)
-
-
-@dataclass
-class FusionConfig:
-    """Every tunable of the pipeline, with the product defaults.
-
-    Attributes:
-        mode: ``"default"`` or ``"seed"``.
-        thermal_stretch: ``auto`` (percentile for 16-bit/float, min–max for 8-bit), ``minmax``, ``percentile``.
-        thermal_percentiles: lower/upper percentile of the robust stretch.
-        visible_enhance: 0..1, share of the §3 enhanced visible luminance mixed with the original.
-        thermal_enhance: 0..1, the same for the thermal image (the paper: 0).
-        target_contrast: base contrast ratio after compression (paper: 4).
-        enhance_detail_gain: log-detail multiplier in the enhancement (paper: 1).
-        detector_scale: detector input size relative to the visible frame (default mode).
-        weight_temperature: divides the window scores before the sigmoid (softer weights when > 1).
-        smoothing_radius: guided-filter radius (px, full resolution) of the weight refinement; 0 = off.
-        smoothing_eps: guided-filter eps (0..1 intensity scale) of the weight refinement.
-        base_radius: radius of the base/detail split of the fusion (px).
-        base_temperature: softness (grey levels) of the brightness selection of the base layers.
-        base_complement: share of the darker source's zero-mean base added to the fused base.
-        detector_mix: share of the blur detector in the detail weight map (the rest: local detail
-            energy at ``detail_sigma``); 1 = detector only.
-        fusion_scheme: ``pyramid`` (Laplacian pyramid, per-band match/salience rule under the
-            detector's weights, ``core.multiscale``) or ``two_scale`` (one base/detail split at
-            ``base_radius``, the previous default).
-        pyramid_levels: band-pass levels of the pyramid scheme.
-        match_threshold: per-band local match above which the bands are averaged with the detector's
-            weights (below it the band of larger local energy is selected); Liu et al.: 0.6.
-        match_radius: radius (px) of the window of the local energies and the match.
-        selection_sharpness: 0 = hard selection where the bands disagree, else the sharpness of a
-            soft selection ``sigmoid(s·log(E_vis/E_ir))``.
-        temporal_smoothing: in stream mode, weight of the history in the exponential moving average
-            of the thermal stretch and output stretch bounds (0 = per frame).
-        scene_cut: in stream mode, mean absolute change (grey levels) of the visible thumbnail that
-            counts as a new scene (the smoothed bounds restart).
-        detail_sigma: Gaussian sigma (px) of the local detail energy.
-        detail_gain: multiplier of the fused detail layer.
-        output_stretch: % of darkest/brightest fused pixels saturated by the final linear stretch (0 = off).
-        seed_stride: seed mode window stride; 0 = the paper's rule (8, or 4 from 500 px).
-        seed_blend_radius: seed mode distance-transform blending half-width (px).
-        seed_retinex: seed mode final Single-Scale Retinex.
-        retinex_sigma: Gaussian sigma of the Retinex surround.
-        size_tolerance: relative aspect-ratio tolerance of the IR→visible resize policy.
-        max_pixels: larger inputs are refused (protects a robot from absurd messages).
-    """
-
-    mode: str = "default"
-    thermal_stretch: str = "auto"
-    thermal_percentiles: tuple[float, float] = (0.5, 99.5)
-    visible_enhance: float = 0.0
-    thermal_enhance: float = 0.0
-    target_contrast: float = 4.0
-    enhance_detail_gain: float = 1.0
-    detector_scale: float = 0.5
-    weight_temperature: float = 1.0
-    smoothing_radius: int = 8
-    smoothing_eps: float = 1e-3
-    base_radius: int = 16
-    base_temperature: float = 10.0
-    base_complement: float = 0.3
-    detector_mix: float = 1.0
-    detail_sigma: float = 2.0
-    detail_gain: float = 1.0
-    output_stretch: float = 0.5
-    fusion_scheme: str = "pyramid"
-    pyramid_levels: int = 4
-    match_threshold: float = 0.6
-    match_radius: int = 2
-    selection_sharpness: float = 0.0
-    temporal_smoothing: float = 0.8
-    scene_cut: float = 30.0
-    seed_stride: int = 0
-    seed_blend_radius: float = 16.0
-    seed_retinex: bool = True
-    retinex_sigma: float = 300.0
-    size_tolerance: float = 0.02
-    max_pixels: int = 4096 * 4096
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first invalid field."""
-        checks = [
-            (self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}"),
-            (self.thermal_stretch in ("auto", "minmax", "percentile"), f"bad thermal_stretch {self.thermal_stretch!r}"),
-            (0.0 <= self.thermal_percentiles[0] < self.thermal_percentiles[1] <= 100.0,
-             f"thermal_percentiles must be 0 <= low < high <= 100, got {self.thermal_percentiles}"),
-            (0.0 <= self.visible_enhance <= 1.0, f"visible_enhance must be in [0, 1], got {self.visible_enhance}"),
-            (0.0 <= self.thermal_enhance <= 1.0, f"thermal_enhance must be in [0, 1], got {self.thermal_enhance}"),
-            (1.0 < self.target_contrast <= 1000.0, f"target_contrast must be in (1, 1000], got {self.target_contrast}"),
-            (0.0 <= self.enhance_detail_gain <= 10.0, f"enhance_detail_gain must be in [0, 10], got {self.enhance_detail_gain}"),
-            (0.05 <= self.detector_scale <= 2.0, f"detector_scale must be in [0.05, 2], got {self.detector_scale}"),
-            (0.01 <= self.weight_temperature <= 100.0, f"weight_temperature must be in [0.01, 100], got {self.weight_temperature}"),
-            (0 <= self.smoothing_radius <= 256, f"smoothing_radius must be in [0, 256], got {self.smoothing_radius}"),
-            (0.0 < self.smoothing_eps <= 1.0, f"smoothing_eps must be in (0, 1], got {self.smoothing_eps}"),
-            (1 <= self.base_radius <= 256, f"base_radius must be in [1, 256], got {self.base_radius}"),
-            (0.0 <= self.detail_gain <= 10.0, f"detail_gain must be in [0, 10], got {self.detail_gain}"),
-            (0.1 <= self.base_temperature <= 1000.0, f"base_temperature must be in [0.1, 1000], got {self.base_temperature}"),
-            (0.0 <= self.base_complement <= 1.0, f"base_complement must be in [0, 1], got {self.base_complement}"),
-            (0.0 <= self.detector_mix <= 1.0, f"detector_mix must be in [0, 1], got {self.detector_mix}"),
-            (0.3 <= self.detail_sigma <= 32.0, f"detail_sigma must be in [0.3, 32], got {self.detail_sigma}"),
-            (0.0 <= self.output_stretch < 50.0, f"output_stretch must be in [0, 50), got {self.output_stretch}"),
-            (self.fusion_scheme in FUSION_SCHEMES, f"fusion_scheme must be one of {FUSION_SCHEMES}, got {self.fusion_scheme!r}"),
-            (1 <= self.pyramid_levels <= 8, f"pyramid_levels must be in [1, 8], got {self.pyramid_levels}"),
-            (-1.0 <= self.match_threshold <= 1.0, f"match_threshold must be in [-1, 1], got {self.match_threshold}"),
-            (1 <= self.match_radius <= 8, f"match_radius must be in [1, 8], got {self.match_radius}"),
-            (0.0 <= self.selection_sharpness <= 100.0, f"selection_sharpness must be in [0, 100], got {self.selection_sharpness}"),
-            (0.0 <= self.temporal_smoothing < 1.0, f"temporal_smoothing must be in [0, 1), got {self.temporal_smoothing}"),
-            (self.scene_cut > 0, f"scene_cut must be > 0, got {self.scene_cut}"),
-            (self.seed_stride in (0, 1, 2, 4, 8, 16, 32), f"seed_stride must be 0 or a divisor of 32, got {self.seed_stride}"),
-            (self.seed_blend_radius > 0, f"seed_blend_radius must be > 0, got {self.seed_blend_radius}"),
-            (self.retinex_sigma > 0, f"retinex_sigma must be > 0, got {self.retinex_sigma}"),
-            (0.0 <= self.size_tolerance <= 1.0, f"size_tolerance must be in [0, 1], got {self.size_tolerance}"),
-            (self.max_pixels >= MIN_SIDE * MIN_SIDE, f"max_pixels too small: {self.max_pixels}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+__all__ = [
+    "FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair", "detector_input_size",
+]
 
 
 @dataclass
@@ -282,69 +129,97 @@ def prepare_pair(
     return thermal, np.ascontiguousarray(visible), warnings
 
 
+def detector_input_size(height: int, width: int, scale: float, window: int) -> tuple[tuple[int, int], str | None]:
+    """The detector input size for a frame, and the resampling that produces it.
+
+    The frame is scaled by ``scale``, raised so that at least one ``window``×``window`` window fits.
+
+    Returns:
+        ((height, width), ``"area"`` when shrinking, ``"linear"`` when enlarging, None when unchanged).
+    """
+    scale = max(scale, window / min(height, width))
+    if abs(scale - 1.0) <= 1e-6:
+        return (height, width), None
+    size = (max(window, round(height * scale)), max(window, round(width * scale)))
+    return size, "area" if scale < 1.0 else "linear"
+
+
 class FusionPipeline:
     """Fuses registered infrared/visible pairs; one instance per stream (not thread-safe).
 
     Args:
         config: pipeline settings (``FusionConfig()`` when None).
-        model: detector for the default mode: None = the shipped default weights, or a path.
-        seed_model: detector for the seed mode: None = shipped seed weights when present.
-        backend: ``auto``, ``torch``, ``onnxruntime`` or ``tensorrt``.
-        device: ``auto``, ``cpu`` or ``cuda[:N]``.
-        gpu_pipeline: default mode through ``core.torch_pipeline`` (all stages as device ops):
-            None = when the detector runs on CUDA, True = always (also on CPU, for tests), False = never.
-        backend_options: keyword options of the default-mode backend (e.g. ``intra_op_threads``,
-            ``fp16``, ``cuda_graphs``; see ``ivif_ros.backends``).
+        detectors: the window-score detectors, ready: one backend (the detector of ``config.mode``),
+            a mapping ``{mode: backend}``, or any object whose ``get(mode)`` returns one, creating
+            it on demand (``ivif_ros.backends.choice.DetectorLoader``;
+            ``ivif_ros.backends.choice.create_pipeline`` builds pipeline and loader in one call).
+            A backend is called with float32 (1, 2, H, W) pairs and has ``window``, ``stride``,
+            ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
+            reported by ``describe()``.
+        use_torch: run the default mode with the torch primitives on the detector's device:
+            None = when the detector runs on CUDA, True = always (also on CPU), False = never.
+            (The tensor path implements the ``two_scale`` scheme of still frames; the ``pyramid``
+            scheme and stream mode run on the numpy path.)
         stream: the pairs are consecutive frames of one stream: the normalisation bounds (thermal
             stretch, output stretch) are smoothed over frames (``temporal_smoothing``) and restart on
             a scene cut or size change (``core.temporal``). False: every pair on its own (stills).
 
     Raises:
-        ValueError: invalid config. ``ModelError`` / ``BackendError`` surface when a detector is
-        first needed (at construction for the configured mode).
+        FusionInputError: invalid config or no detector for the configured mode; errors of a
+        detector source (``ModelError``, ``BackendError``) surface when a mode's detector is first
+        needed (at construction for the configured mode).
     """
 
     def __init__(
         self,
         config: FusionConfig | None = None,
-        model: str | Path | None = None,
-        seed_model: str | Path | None = None,
-        backend: str = "auto",
-        device: str = "auto",
-        gpu_pipeline: bool | None = None,
-        backend_options: dict[str, Any] | None = None,
+        detectors: Any = None,
+        *,
+        use_torch: bool | None = None,
         stream: bool = False,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
-        self._model_specs = {"default": model, "seed": seed_model}
-        self._backend_name = backend
-        self._backend_options = dict(backend_options or {})
-        self._device = device
-        self._detectors: dict[str, Any] = {}
-        self._model_infos: dict[str, Any] = {}
+        if detectors is None:
+            raise TypeError(
+                "FusionPipeline needs its detectors: a backend, {mode: backend} or a DetectorLoader "
+                "(ivif_ros.backends.choice.create_pipeline builds one from a DetectorChoice)"
+            )
+        self._detectors = detectors if hasattr(detectors, "get") else {self.config.mode: detectors}
         self._detector(self.config.mode)
+        self._use_torch, self._torch_path = use_torch, None
         self.stream = stream
         self._normaliser = StreamNormaliser(self.config.temporal_smoothing, self.config.scene_cut)
-        # >>> torch path (core/torch_pipeline.py, owned by the backends/perf engineer) >>>
-        self._gpu_pipeline, self._torch_path = gpu_pipeline, None
-        # <<< torch path <<<
 
     # ---- configuration -------------------------------------------------------------------
-    def update(self, **changes: Any) -> None:
-        """Change runtime-safe config fields atomically (all or nothing).
+    def check_update(self, **changes: Any) -> FusionConfig:
+        """The config that ``update(**changes)`` would install, without installing it.
+
+        Every value is checked (type, array length, NaN/inf, range) and the detector of a new mode
+        is loaded, so that the following ``update`` cannot fail.
 
         Raises:
-            ValueError: unknown/non-runtime field or invalid value; the config is left unchanged.
+            FusionInputError: unknown/non-runtime field or invalid value.
+            Errors of the detector source (e.g. ``ModelError``): the new mode's detector cannot load.
         """
         unknown = set(changes) - RUNTIME_FIELDS
         if unknown:
-            raise ValueError(f"not runtime-changeable: {sorted(unknown)}")
-        candidate = dataclasses.replace(self.config, **changes)
+            raise FusionInputError(f"not runtime-changeable: {sorted(unknown)}")
+        schema = settings_of(FusionConfig)
+        values = {name: coerce(name, schema[name], value) for name, value in changes.items()}
+        candidate = dataclasses.replace(self.config, **values)
         candidate.validate()
         if candidate.mode != self.config.mode:
             self._detector(candidate.mode)
-        self.config = candidate
+        return candidate
+
+    def update(self, **changes: Any) -> None:
+        """Change runtime-safe config fields atomically (all or nothing; see ``check_update``).
+
+        Raises:
+            FusionInputError: unknown/non-runtime field or invalid value; the config is left unchanged.
+        """
+        self.config = self.check_update(**changes)
 
     def reset_stream(self) -> None:
         """Forget the stream's smoothed normalisation (e.g. after a seek or a camera restart)."""
@@ -354,7 +229,7 @@ class FusionPipeline:
         """Backend, device and model facts of the active mode (for logs and diagnostics)."""
         mode = self.config.mode
         backend = self._detector(mode)
-        info = self._model_infos[mode]
+        info = getattr(backend, "model_info", None)
         return {
             "mode": mode,
             **backend.describe(),
@@ -363,25 +238,11 @@ class FusionPipeline:
             "trained": bool(getattr(info, "trained", False)),
         }
 
-    def _detector(self, mode: str):
-        if mode not in self._detectors:
-            from ivif_ros.backends import create_backend
-            from ivif_ros.models import load_model
-
-            spec = self._model_specs[mode]
-            if mode == "seed" and spec is None:
-                spec = "seed"
-            net, info = load_model(spec)
-            if not info.trained:
-                LOGGER.warning(
-                    "UNTRAINED %s detector in use (%s): weight maps are meaningless until trained weights are loaded",
-                    mode, getattr(info, "name", "?"),
-                )
-            backend = "torch" if mode == "seed" and self._backend_name == "auto" else self._backend_name
-            options = self._backend_options if mode == "default" else {}
-            self._detectors[mode] = create_backend(backend, model=net, device=self._device, **options)
-            self._model_infos[mode] = info
-        return self._detectors[mode]
+    def _detector(self, mode: str) -> Any:
+        backend = self._detectors.get(mode)
+        if backend is None:
+            raise FusionInputError(f"no detector for mode {mode!r} was given to this pipeline")
+        return backend
 
     # ---- fusion --------------------------------------------------------------------------
     def __call__(self, ir: np.ndarray, vis: np.ndarray) -> FusionResult:
@@ -399,15 +260,16 @@ class FusionPipeline:
         """
         config = self.config
         # >>> torch path: the CUDA-resident default mode (decided once, on first use) >>>
-        if config.mode == "default" and config.fusion_scheme == "two_scale" and not self.stream and self._gpu_pipeline is not False:
+        tensor_path_applies = config.fusion_scheme == "two_scale" and not self.stream
+        if config.mode == "default" and tensor_path_applies and self._use_torch is not False:
             if self._torch_path is None:
                 backend = self._detector("default")
-                if self._gpu_pipeline or str(backend.device).startswith("cuda"):
+                if self._use_torch or str(backend.device).startswith("cuda"):
                     from .torch_pipeline import TorchFusionPath
 
                     self._torch_path = TorchFusionPath(backend)
                 else:
-                    self._gpu_pipeline = False
+                    self._use_torch = False
             if self._torch_path is not None:
                 return self._torch_path(ir, vis, config)
         # <<< torch path <<<
@@ -432,13 +294,11 @@ class FusionPipeline:
     def _detect(self, mode: str, visible_lum: np.ndarray, thermal_lum: np.ndarray, scale: float):
         """Window scores for the pair at ``scale`` (at least one 32×32 window)."""
         backend = self._detector(mode)
-        height, width = visible_lum.shape
-        scale = max(scale, backend.window / min(height, width))
-        if abs(scale - 1.0) > 1e-6:
-            size = (max(backend.window, round(width * scale)), max(backend.window, round(height * scale)))
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            visible_lum = cv2.resize(visible_lum, size, interpolation=interpolation)
-            thermal_lum = cv2.resize(thermal_lum, size, interpolation=interpolation)
+        (det_height, det_width), resampling = detector_input_size(*visible_lum.shape, scale, backend.window)
+        if resampling is not None:
+            interpolation = cv2.INTER_AREA if resampling == "area" else cv2.INTER_LINEAR
+            visible_lum = cv2.resize(visible_lum, (det_width, det_height), interpolation=interpolation)
+            thermal_lum = cv2.resize(thermal_lum, (det_width, det_height), interpolation=interpolation)
         pair = np.stack([visible_lum, thermal_lum])[None] * np.float32(1.0 / 255.0)
         scores = backend(pair)[0, 0]
         return scores, visible_lum.shape, backend.window, backend.stride

@@ -13,7 +13,6 @@ Topics (relative, remappable):
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Any, Callable
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -30,10 +29,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from ivif_ros.core.errors import FusionInputError, SizeMismatchError
-from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionConfig, FusionPipeline
+from ivif_ros.backends.choice import DetectorLoader
+from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionPipeline
 from ivif_ros.core.registration import parse_homography, warp_thermal
 from ivif_ros.ros.conversions import ConversionError, array_to_image, compressed_to_array, image_to_array, to_bgr
 from ivif_ros.ros.diagnostics import NodeStatistics, to_diagnostic_status
+from ivif_ros.ros.parameters import check_changes, descriptor, parameter_table, read_settings
 from ivif_ros.ros.sync import ApproximateSynchronizer, SyncedPair
 
 __all__ = ["FusionNode", "main", "DROP_REASONS"]
@@ -41,90 +42,8 @@ __all__ = ["FusionNode", "main", "DROP_REASONS"]
 STREAMS = ("thermal", "rgb")
 # Reasons the node itself drops messages or pairs (the synchroniser adds stale/unpaired/out_of_order).
 DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "processing_error", "no_subscribers")
-IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-
-# FusionConfig field -> (description, (low, high) or None). Fields missing here still become
-# parameters, with a generic description and no declared range (FusionConfig.validate() checks them).
-CONFIG_PARAMETERS: dict[str, tuple[str, tuple[float, float] | None]] = {
-    "mode": ("'default' (product) or 'seed' (paper reproduction, slow)", None),
-    "thermal_stretch": ("thermal to 8-bit: auto, minmax or percentile", None),
-    "thermal_percentiles": ("[low, high] percentiles of the robust thermal stretch", None),
-    "visible_enhance": ("share of the enhanced visible luminance, 0..1", (0.0, 1.0)),
-    "thermal_enhance": ("share of the enhanced thermal luminance, 0..1", (0.0, 1.0)),
-    "target_contrast": ("base contrast ratio after compression (enhancement)", (1.0, 1000.0)),
-    "enhance_detail_gain": ("log-detail multiplier of the enhancement", (0.0, 10.0)),
-    "detector_scale": ("detector input size relative to the RGB frame", (0.05, 2.0)),
-    "weight_temperature": ("softness of the weight map (> 1 = softer)", (0.01, 100.0)),
-    "smoothing_radius": ("guided-filter radius of the weight refinement, px; 0 = off", (0, 256)),
-    "smoothing_eps": ("guided-filter eps of the weight refinement (0..1 intensity)", (1e-9, 1.0)),
-    "base_radius": ("radius of the base/detail split, px", (1, 256)),
-    "detail_gain": ("multiplier of the fused detail layer", (0.0, 10.0)),
-    "base_temperature": ("softness (grey levels) of the brightness selection of the base layers", (0.1, 1000.0)),
-    "base_complement": ("share of the darker source's zero-mean base added to the fused base", (0.0, 1.0)),
-    "detector_mix": ("share of the blur detector in the detail weights (rest: local detail energy)", (0.0, 1.0)),
-    "detail_sigma": ("Gaussian sigma of the local detail energy, px", (0.3, 32.0)),
-    "output_stretch": ("percent of darkest/brightest fused pixels saturated by the final stretch", (0.0, 49.9)),
-    "seed_stride": ("seed mode window stride; 0 = paper rule", (0, 32)),
-    "seed_blend_radius": ("seed mode blending half-width, px", (0.001, 10000.0)),
-    "seed_retinex": ("seed mode final Single-Scale Retinex", None),
-    "retinex_sigma": ("Retinex surround sigma", (0.001, 100000.0)),
-    "size_tolerance": ("relative aspect tolerance of the thermal->RGB resize policy", (0.0, 1.0)),
-    "max_pixels": ("larger frames are refused", (64, 1 << 30)),
-}
-
-# Node parameters: name -> (default, description, (low, high) or None, changeable at runtime).
-NODE_PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None, bool]] = {
-    "backend": ("auto", "detector backend: auto, torch, onnxruntime or tensorrt", None, False),
-    "device": ("auto", "detector device: auto, cpu or cuda[:N]", None, False),
-    "model": ("", "default-mode detector weights (.safetensors); empty = shipped default", None, False),
-    "seed_model": ("", "seed-mode detector weights; empty = shipped seed weights", None, False),
-    "qos_reliability": ("auto", "input reliability: auto (follow the publishers), reliable or best_effort", None, False),
-    "qos_depth": (2, "input and output keep-last depth", (1, 100), False),
-    "queue_size": (10, "synchroniser queue length per stream", (1, 1000), False),
-    "thermal_transport": ("raw", "thermal input: raw (Image) or compressed (<topic>/compressed)", None, False),
-    "rgb_transport": ("raw", "RGB input: raw (Image) or compressed (<topic>/compressed)", None, False),
-    "slop": (0.02, "largest stamp difference of a thermal/RGB pair, s", (0.0, 10.0), True),
-    "homography": (IDENTITY, "row-major 3x3 homography, thermal pixel -> RGB pixel", None, True),
-    "publish_debug": (False, "publish debug/side_by_side (thermal | RGB | fused | weights)", None, True),
-    "diagnostics_period": (1.0, "period of /diagnostics, s", (0.1, 60.0), False),
-}
-
-_CHOICES = {
-    "qos_reliability": ("auto", "reliable", "best_effort"),
-    "thermal_transport": ("raw", "compressed"),
-    "rgb_transport": ("raw", "compressed"),
-}
-
-
 def _stamp_ns(header: Any) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _descriptor(description: str, bounds: tuple[float, float] | None, default: Any, runtime: bool) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=description, read_only=not runtime)
-    if bounds is not None and isinstance(default, bool):
-        return descriptor
-    if bounds is not None and isinstance(default, int):
-        descriptor.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]), step=1)]
-    elif bounds is not None and isinstance(default, float):
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=float(bounds[0]), to_value=float(bounds[1]), step=0.0)
-        ]
-    return descriptor
-
-
-def _parameter_default(value: Any) -> Any:
-    """A FusionConfig default in a form rclpy can declare (tuples become lists of floats)."""
-    return [float(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _config_value(value: Any, default: Any) -> Any:
-    """A parameter value in the FusionConfig field's type."""
-    if isinstance(default, tuple):
-        return tuple(float(v) for v in value)
-    if isinstance(default, float) and not isinstance(default, bool):
-        return float(value)
-    return value
 
 
 class FusionNode(Node):
@@ -135,26 +54,16 @@ class FusionNode(Node):
         **kwargs: passed to ``rclpy.node.Node`` (e.g. ``parameter_overrides``).
 
     Raises:
-        ValueError: an invalid parameter value at start (the message names it).
+        FusionInputError: an invalid parameter value at start (the message names it).
         ModelError, BackendError: the detector cannot be loaded.
     """
 
     def __init__(self, node_name: str = "fusion_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._config_defaults = {f.name: f.default for f in dataclasses.fields(FusionConfig)}
         self._declare_parameters()
-        config = self._config_from_parameters()
-        config.validate()
-        self._homography = parse_homography(self._param("homography"))
-        for name, choices in _CHOICES.items():
-            if self._param(name) not in choices:
-                raise ValueError(f"parameter {name} must be one of {choices}, got {self._param(name)!r}")
-
-        model, seed_model = self._param("model") or None, self._param("seed_model") or None
-        self._pipeline = FusionPipeline(
-            config, model=model, seed_model=seed_model, backend=self._param("backend"), device=self._param("device"),
-            stream=True,
-        )
+        choice, node_settings, config = read_settings({name: self._param(name) for name in parameter_table()})
+        self._homography = parse_homography(list(node_settings.homography))
+        self._pipeline = FusionPipeline(config, DetectorLoader(choice), stream=True)
         self._pipeline_info = self._pipeline.describe()
         self.get_logger().info(
             f"fusion pipeline ready: mode={config.mode} backend={self._pipeline_info.get('backend')} "
@@ -198,45 +107,29 @@ class FusionNode(Node):
         return self.get_parameter(name).value
 
     def _declare_parameters(self) -> None:
-        for name, (default, description, bounds, runtime) in NODE_PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(description, bounds, default, runtime))
-        for name, default in self._config_defaults.items():
-            description, bounds = CONFIG_PARAMETERS.get(name, (f"FusionConfig.{name}", None))
-            runtime = name in RUNTIME_FIELDS
-            suffix = "" if runtime else " (start only)"
-            self.declare_parameter(
-                name, _parameter_default(default), _descriptor(description + suffix, bounds, default, runtime)
-            )
-
-    def _config_from_parameters(self) -> FusionConfig:
-        values = {name: _config_value(self._param(name), default) for name, default in self._config_defaults.items()}
-        return FusionConfig(**values)
+        """Declare every schema setting (detector, node, fusion core) with its descriptor."""
+        for name, (default, meta, _) in parameter_table().items():
+            self.declare_parameter(name, default, descriptor(meta))
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Validate runtime changes; the worker applies them before the next pair."""
-        changes: dict[str, Any] = {}
-        for parameter in parameters:
-            if parameter.name in RUNTIME_FIELDS:
-                changes[parameter.name] = _config_value(parameter.value, self._config_defaults[parameter.name])
-            elif parameter.name == "homography":
-                try:
-                    parse_homography(parameter.value)
-                except FusionInputError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-        if changes:
+        """All or nothing: every value of the batch is checked, and a new mode's detector loaded,
+        before anything changes; the worker applies the fusion changes before the next pair."""
+        try:
+            changes = check_changes({parameter.name: parameter.value for parameter in parameters})
+            config_changes = {name: value for name, value in changes.items() if name in RUNTIME_FIELDS}
             with self._pending_lock:
-                merged = {**self._pending_changes, **changes}
-            try:
-                dataclasses.replace(self._pipeline.config, **merged).validate()
-            except (ValueError, TypeError) as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            with self._pending_lock:
-                self._pending_changes = merged
-        for parameter in parameters:
-            if parameter.name == "slop":
-                self._sync.slop_ns = int(parameter.value * 1e9)
-            elif parameter.name == "homography":
-                self._homography = parse_homography(parameter.value)
+                merged = {**self._pending_changes, **config_changes}
+            if config_changes:
+                self._pipeline.check_update(**merged)
+            homography = parse_homography(list(changes["homography"])) if "homography" in changes else None
+        except Exception as exc:  # any reason to refuse is reported to the caller; nothing has changed
+            return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
+        with self._pending_lock:
+            self._pending_changes = merged
+        if "slop" in changes:
+            self._sync.slop_ns = int(changes["slop"] * 1e9)
+        if homography is not None:
+            self._homography = homography
         return SetParametersResult(successful=True)
 
     def _apply_pending_changes(self) -> None:
@@ -248,7 +141,7 @@ class FusionNode(Node):
             self._pipeline.update(**changes)
             self._pipeline_info = self._pipeline.describe()
             self.get_logger().info(f"pipeline updated: {changes}")
-        except Exception as exc:  # a detector for a new mode may fail to load; keep serving
+        except Exception as exc:  # checked when accepted, so this means a bug: keep serving, say so
             self.get_logger().error(f"cannot apply {changes}: {exc}")
 
     # ---- inputs ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ivif_ros.backends.choice import DetectorChoice
 from ivif_ros.bag import BagError
 from ivif_ros.bag.offline import FuseOptions, fuse_bag, pair_by_stamp
 from ivif_ros.bag.reader import read_images
@@ -27,7 +28,7 @@ def test_pair_by_stamp_one_to_one() -> None:
 @pytest.fixture(scope="module")
 def fused(small_bag: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object]:
     out = tmp_path_factory.mktemp("fused") / "out"
-    summary = fuse_bag(small_bag, out, FuseOptions(colored=True, device="cpu"), progress=False)
+    summary = fuse_bag(small_bag, out, FuseOptions(colored=True, detector=DetectorChoice(device="cpu")), progress=False)
     return out, summary.csv_path, summary
 
 
@@ -61,7 +62,7 @@ def test_fuse_topics_counts_and_headers(small_bag: Path, fused: tuple) -> None:
 
 def test_fuse_limit_copy_inputs_and_slop(small_bag: Path, tmp_path: Path) -> None:
     summary = fuse_bag(
-        small_bag, tmp_path / "out", FuseOptions(limit=2, copy_inputs=True, device="cpu"), progress=False
+        small_bag, tmp_path / "out", FuseOptions(limit=2, copy_inputs=True, detector=DetectorChoice(device="cpu")), progress=False
     )
     assert summary.pairs == 2
     assert summary.topics["/fused/image"] == 2 and summary.topics["/rgb/image_raw"] == 8

@@ -35,12 +35,6 @@ def test_machine_info_has_cpu_and_load():
     assert info["cpu"] and info["logical_cores"] >= 1 and len(info["loadavg_start"]) == 3
 
 
-def test_detector_input_matches_pipeline_rule():
-    assert bench._detector_input((512, 640), 0.5) == (256, 320)
-    assert bench._detector_input((40, 640), 0.5) == (32, 512)  # scale raised so one window fits
-    assert bench._detector_input((1024, 1280), 1.0) == (1024, 1280)
-
-
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")

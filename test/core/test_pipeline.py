@@ -3,13 +3,17 @@ import dataclasses
 import numpy as np
 import pytest
 
+from ivif_ros.backends.choice import DetectorChoice, create_pipeline
 from ivif_ros.core import FusionConfig, FusionInputError, FusionPipeline, RUNTIME_FIELDS
+from ivif_ros.core.pipeline import detector_input_size
 from ivif_ros.core.synthetic import synthetic_pair
+
+TORCH_CPU = DetectorChoice(backend="torch", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return FusionPipeline(FusionConfig(), backend="torch", device="cpu")
+    return create_pipeline(FusionConfig(), TORCH_CPU)
 
 
 class TestOutputs:
@@ -40,7 +44,7 @@ class TestOutputs:
         assert np.abs(gray - ir).mean() > 1.0
 
     def test_detector_weights_are_smooth(self):
-        detector_only = FusionPipeline(FusionConfig(detector_mix=1.0), backend="torch", device="cpu")
+        detector_only = create_pipeline(FusionConfig(detector_mix=1.0), TORCH_CPU)
         ir, vis = synthetic_pair(256, 320, seed=2)
         weights = detector_only(ir, vis).weights
         assert np.abs(np.diff(weights, axis=0)).max() < 0.2
@@ -89,7 +93,7 @@ class TestBadInput:
             pipeline(ir, vis)
 
     def test_huge_image_refused(self):
-        small = FusionPipeline(FusionConfig(max_pixels=64 * 64), backend="torch", device="cpu")
+        small = create_pipeline(FusionConfig(max_pixels=64 * 64), TORCH_CPU)
         with pytest.raises(FusionInputError, match="max_pixels"):
             small(np.zeros((100, 100), np.uint8), np.zeros((100, 100), np.uint8))
 
@@ -134,10 +138,17 @@ class TestConfig:
 
 
 def test_seed_mode_small_pair():
-    pipeline = FusionPipeline(FusionConfig(mode="seed", seed_stride=16), backend="torch", device="cpu")
+    pipeline = create_pipeline(FusionConfig(mode="seed", seed_stride=16), TORCH_CPU)
     ir, vis = synthetic_pair(64, 64, seed=3)
     result = pipeline(ir, vis)
     assert result.fused.shape == (64, 64, 3)
     assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
     gray = result.fused.mean(axis=2)
     assert gray.max() - gray.min() > 100  # Retinex output spans the range
+
+
+def test_detector_input_size_rule():
+    assert detector_input_size(512, 640, 0.5, 32) == ((256, 320), "area")
+    assert detector_input_size(40, 640, 0.5, 32) == ((32, 512), "area")  # scale raised so one window fits
+    assert detector_input_size(1024, 1280, 1.0, 32) == ((1024, 1280), None)
+    assert detector_input_size(100, 120, 2.0, 32) == ((200, 240), "linear")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ivif_ros.backends.choice import DetectorChoice, create_pipeline
 from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
 from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.core.temporal import StreamNormaliser
@@ -15,9 +16,8 @@ def _luma(image: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pipelines():
-    stream = FusionPipeline(FusionConfig(), backend="onnxruntime", device="cpu", stream=True)
-    stills = FusionPipeline(FusionConfig(), backend="onnxruntime", device="cpu", stream=False)
-    stills._detectors["default"] = stream._detector("default")
+    stream = create_pipeline(FusionConfig(), DetectorChoice(backend="onnxruntime", device="cpu"), stream=True)
+    stills = FusionPipeline(FusionConfig(), stream._detector("default"), stream=False)
     return stream, stills
 
 

@@ -13,10 +13,12 @@ import torch
 
 from ivif_ros.core import fusion, guided_filter
 from ivif_ros.core import torch_pipeline as tp
+from ivif_ros.backends.choice import DetectorChoice, create_pipeline
 from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
 from ivif_ros.core.synthetic import synthetic_pair
 
 RNG = np.random.default_rng(0)
+TORCH_CPU = DetectorChoice(backend="torch", device="cpu")
 # The scheme the tensor path implements, with the settings it was the default with.
 TWO_SCALE = dict(fusion_scheme="two_scale", detector_mix=0.5)
 
@@ -24,17 +26,17 @@ TWO_SCALE = dict(fusion_scheme="two_scale", detector_mix=0.5)
 @pytest.fixture(scope="module")
 def numpy_pipe():
     torch.manual_seed(0)
-    return FusionPipeline(FusionConfig(**TWO_SCALE), backend="torch", device="cpu", gpu_pipeline=False)
+    return create_pipeline(FusionConfig(**TWO_SCALE), TORCH_CPU, use_torch=False)
 
 
 @pytest.fixture(scope="module")
 def torch_pipe():
     torch.manual_seed(0)
-    return FusionPipeline(FusionConfig(**TWO_SCALE), backend="torch", device="cpu", gpu_pipeline=True)
+    return create_pipeline(FusionConfig(**TWO_SCALE), TORCH_CPU, use_torch=True)
 
 
 def same_detector(numpy_pipe, torch_pipe):
-    torch_pipe._detectors["default"] = numpy_pipe._detector("default")
+    torch_pipe._detectors = {"default": numpy_pipe._detector("default")}
     torch_pipe._torch_path = None
 
 
@@ -95,9 +97,9 @@ class TestPipelineParity:
     def test_pyramid_scheme_and_stream_mode_fall_back_to_numpy(self, numpy_pipe):
         ir, vis = synthetic_pair(120, 150, seed=4)
         for stream in (False, True):
-            pyramid_numpy = FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=False, stream=stream)
-            pyramid_gpu = FusionPipeline(FusionConfig(), backend="torch", device="cpu", gpu_pipeline=True, stream=stream)
-            pyramid_gpu._detectors["default"] = pyramid_numpy._detectors["default"] = numpy_pipe._detector("default")
+            detector = numpy_pipe._detector("default")
+            pyramid_numpy = FusionPipeline(FusionConfig(), detector, use_torch=False, stream=stream)
+            pyramid_gpu = FusionPipeline(FusionConfig(), detector, use_torch=True, stream=stream)
             expected, actual = pyramid_numpy(ir, vis), pyramid_gpu(ir, vis)
             assert pyramid_gpu._torch_path is None
             np.testing.assert_array_equal(actual.fused, expected.fused)

@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from ros_test_helpers import REPO, Collector, drop_count, run_publisher, start_node, stop_process
-from ivif_ros.core.pipeline import FusionPipeline
+from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.ros.conversions import image_to_array
 from pair_publisher import EPOCH_S, FRAME_ID, frame
 
@@ -60,7 +60,7 @@ class TestFusionNode:
 
         # The node runs config/fusion.yaml = the FusionConfig defaults. Untrained detectors are
         # randomly initialised per process, so pixel equality with the core needs trained weights.
-        pipeline = FusionPipeline()
+        pipeline = create_pipeline()
         trained = pipeline.describe()["trained"]
         for k, msg in fused.items():
             assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("bgr8", HEIGHT, WIDTH, FRAME_ID)

@@ -74,12 +74,13 @@ def test_rviz_config_shows_fused_image_and_coloured_weights() -> None:
 
 
 def test_fusion_yaml_covers_every_node_parameter() -> None:
-    from ivif_ros.ros.fusion_node import NODE_PARAMETERS
     from ivif_ros.core.pipeline import FusionConfig
+    from ivif_ros.ros.parameters import parameter_table
     import dataclasses
 
     params = yaml.safe_load((REPO / "config" / "fusion.yaml").read_text())["/**"]["ros__parameters"]
-    expected = set(NODE_PARAMETERS) | {f.name for f in dataclasses.fields(FusionConfig)}
-    assert set(params) == expected
-    for name, (default, *_rest) in NODE_PARAMETERS.items():
+    table = parameter_table()
+    assert {f.name for f in dataclasses.fields(FusionConfig)} <= set(table)
+    assert set(params) == set(table)
+    for name, (default, *_rest) in table.items():
         assert type(params[name]) is type(default), name  # rclpy refuses 1 for a double parameter

@@ -18,6 +18,7 @@ import pytest
 from sensor_msgs.msg import Image
 
 from ros_test_helpers import Collector, drop_count, large_images_env, run_publisher, start_node, stop_process
+from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.ros.conversions import image_to_array
 from pair_publisher import EPOCH_S, FRAME_ID, frame
@@ -42,7 +43,7 @@ def fused_collector(domain: int) -> Iterator[Collector]:
 @pytest.fixture(scope="module")
 def pipeline() -> FusionPipeline:
     """The core pipeline with the node's defaults (shipped, trained detector)."""
-    return FusionPipeline()
+    return create_pipeline()
 
 
 @contextmanager
