@@ -337,7 +337,7 @@ def _write_csv(rows: Sequence[dict[str, object]], path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute a parsed ``ivif-eval`` command line; returns the exit status."""
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m not in KNOWN_METHODS]
+    unknown = [m for m in (*methods, *args.sequence_methods.split(",")) if m.strip() and m.strip() not in KNOWN_METHODS]
     if unknown:
         print(f"ivif-eval: unknown method(s) {unknown}; known: {list(KNOWN_METHODS)}", file=sys.stderr)
         return 2
@@ -399,7 +399,8 @@ def run(args: argparse.Namespace) -> int:
     section = _results_markdown(rows, datasets, labels, grids, out, reference, args)
     if args.sequence:
         section = section.rstrip("\n") + "\n\n" + sequence_section(
-            Path(args.sequence), methods, args.sequence_limit, out, settings
+            Path(args.sequence), [m.strip() for m in args.sequence_methods.split(",") if m.strip()],
+            args.sequence_limit, out, settings
         )
     (out / "results.md").write_text(section)
     if args.benchmarks_md:
@@ -606,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequence", default=None, metavar="DIR",
                         help="dataset folder whose pairs (name order) are consecutive video frames: flicker table + strip")
     parser.add_argument("--sequence-limit", type=int, default=30, help="first N frames of --sequence")
+    parser.add_argument("--sequence-methods", default="default,mean,max,lp",
+                        help="methods fused over --sequence (default also frame by frame; seed is never run there)")
     add_detector_arguments(parser, "detector weights for the default mode (default: shipped)")
     parser.add_argument("--seed-model", default=None, help="detector weights for the seed mode (default: shipped)")
     add_set_argument(parser)
