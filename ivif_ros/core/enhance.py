@@ -4,47 +4,39 @@
 into base and detail, the base is compressed to a target log-contrast and the detail is kept.
 ``stretch_thermal`` maps 8/16-bit or float thermal data to 0..255 (min–max as in the paper, or a
 robust percentile stretch for real 16-bit cameras, whose hot and dead pixels break min–max).
-All functions are vectorised (OpenCV/numpy) and return float32 in 0..255.
+All functions are written over the primitives (``ops``: numpy/OpenCV by default, or torch) and
+return float32 in 0..255.
 """
 from __future__ import annotations
 
 import math
-
-import cv2
-import numpy as np
+from typing import Any
 
 from .errors import FusionInputError
 from .guided_filter import fast_guided_filter
+from .primitives import NUMPY_OPS
 
 __all__ = ["enhance_luminance", "stretch_thermal", "thermal_bounds", "apply_bounds", "minmax_to_255"]
 
 
-def minmax_to_255(image: np.ndarray) -> np.ndarray:
+def minmax_to_255(image: Any, ops: Any = NUMPY_OPS) -> Any:
     """Linear min–max rescale to float32 0..255 (a constant image maps to 0)."""
-    image = image.astype(np.float32, copy=False)
-    low, high = float(image.min()), float(image.max())
-    if high - low < 1e-12:
-        return np.zeros_like(image, dtype=np.float32)
-    return (image - low) * np.float32(255.0 / (high - low))
-
-
-def _percentile_bounds(image: np.ndarray, low_pct: float, high_pct: float) -> tuple[float, float]:
-    """Percentile bounds from a histogram (integer images) or a partition (float images)."""
-    if image.dtype in (np.uint8, np.uint16):
-        counts = np.bincount(image.ravel(), minlength=256 if image.dtype == np.uint8 else 65536)
-        cumulative = np.cumsum(counts, dtype=np.float64)
-        total = cumulative[-1]
-        low = int(np.searchsorted(cumulative, total * low_pct / 100.0, side="left"))
-        high = int(np.searchsorted(cumulative, total * high_pct / 100.0, side="left"))
-        return float(low), float(high)
-    low, high = np.percentile(image, [low_pct, high_pct])
-    return float(low), float(high)
+    image = ops.to_float(image)
+    low, high = ops.minmax(image)
+    return ops.choose(
+        high - low < 1e-12,
+        lambda: ops.zeros_like(image),
+        lambda: (image - ops.scalar(low)) * ops.scalar(255.0 / (high - low)),
+    )
 
 
 def thermal_bounds(
-    image: np.ndarray, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5)
-) -> tuple[float, float]:
-    """The (low, high) input values that ``stretch_thermal`` maps to 0 and 255.
+    image: Any, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5), ops: Any = NUMPY_OPS
+) -> tuple[Any, Any]:
+    """The (low, high) input values that ``stretch_thermal`` maps to 0 and 255 (per-image scalars).
+
+    Min–max for ``minmax``; for ``percentile`` the percentiles (from the histogram of integer data,
+    by linear interpolation for float data), falling back to min–max when they coincide.
 
     Raises:
         FusionInputError: unknown method or invalid percentiles.
@@ -55,32 +47,41 @@ def thermal_bounds(
     if not 0.0 <= low_pct < high_pct <= 100.0:
         raise FusionInputError(f"thermal percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
     if method == "auto":
-        method = "minmax" if image.dtype == np.uint8 else "percentile"
-    minmax = (float(image.min()), float(image.max()))
+        method = "minmax" if ops.is_8bit(image) else "percentile"
+    minmax = ops.minmax(ops.to_float(image))
     if method == "minmax":
         return minmax
-    low, high = _percentile_bounds(image, low_pct, high_pct)
-    return (low, high) if high - low >= 1e-12 else minmax
+    if ops.integer_levels(image) is not None:
+        low, high = ops.histogram_percentiles(image, (low_pct, high_pct))
+    else:
+        low, high = ops.percentiles(image, (low_pct, high_pct))
+    degenerate = high - low < 1e-12
+    return ops.choose(degenerate, lambda: minmax[0], lambda: low), ops.choose(degenerate, lambda: minmax[1], lambda: high)
 
 
-def apply_bounds(image: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Linear map of ``low``..``high`` to 0..255, clipped (float32; all 0 when high <= low)."""
-    if high - low < 1e-12:
-        return np.zeros(image.shape, dtype=np.float32)
-    scaled = (image.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(scaled, 0.0, 255.0, out=scaled)
+def apply_bounds(image: Any, low: Any, high: Any, ops: Any = NUMPY_OPS) -> Any:
+    """Linear map of ``low``..``high`` to 0..255, clipped (float32; all 0 when high - low < 1e-12)."""
+    image = ops.to_float(image)
+
+    def stretched() -> Any:
+        scaled = (image - ops.scalar(low)) * ops.scalar(255.0 / (high - low))
+        return ops.clip(scaled, 0.0, 255.0, inplace=True)
+
+    return ops.choose(high - low < 1e-12, lambda: ops.zeros_like(image), stretched)
 
 
 def stretch_thermal(
-    image: np.ndarray, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5)
-) -> np.ndarray:
+    image: Any, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5), ops: Any = NUMPY_OPS
+) -> Any:
     """Map a single-channel thermal image to float32 0..255.
 
     Args:
-        image: H×W uint8, uint16 or float (finite) thermal image.
+        image: H×W uint8, uint16 or float (finite) thermal image (torch ops: (B, 1, H, W)).
         method: ``"minmax"`` (the paper), ``"percentile"`` (clip at ``percentiles`` then rescale)
             or ``"auto"`` (percentile for 16-bit and float data, min–max for 8-bit).
-        percentiles: lower and upper percentile for the robust stretch, 0 <= low < high <= 100.
+        percentiles: lower and upper percentile for the robust stretch, 0 <= low < high <= 100;
+            integer data take them from the histogram, float data by linear interpolation.
+        ops: the primitives.
 
     Returns:
         float32 H×W in 0..255.
@@ -88,17 +89,18 @@ def stretch_thermal(
     Raises:
         FusionInputError: unknown method or invalid percentiles.
     """
-    return apply_bounds(image, *thermal_bounds(image, method, percentiles))
+    return apply_bounds(image, *thermal_bounds(image, method, percentiles, ops), ops=ops)
 
 
 def enhance_luminance(
-    luminance: np.ndarray,
+    luminance: Any,
     radius_fraction: float = 0.04,
     eps: float = 0.01,
     target_contrast: float = 4.0,
     detail_gain: float = 1.0,
     rescale: bool = True,
-) -> np.ndarray:
+    ops: Any = NUMPY_OPS,
+) -> Any:
     """Log-domain base compression with detail preservation (SEED-ALGORITHM.md §3, visible).
 
     ``base`` = fast guided filter of I guided by itself (radius ``floor(radius_fraction·max(H,W))``,
@@ -114,24 +116,23 @@ def enhance_luminance(
         target_contrast: ratio between the brightest and darkest base after compression.
         detail_gain: multiplier of the log-domain detail layer (1 = paper).
         rescale: min–max rescale the input to 0..255 first (paper: yes).
+        ops: the primitives.
 
     Returns:
         float32 H×W in 0..255.
     """
-    image = minmax_to_255(luminance) if rescale else luminance.astype(np.float32, copy=False)
-    height, width = image.shape
+    image = minmax_to_255(luminance, ops) if rescale else ops.to_float(luminance)
+    height, width = image.shape[-2:]
     radius = max(1, int(math.floor(radius_fraction * max(height, width))))
     subsample = max(1, radius // 4)
-    normalised = image * np.float32(1.0 / 255.0)
-    base = fast_guided_filter(normalised, normalised, radius, eps, subsample) * np.float32(255.0)
-    np.maximum(base, 0.0, out=base)
-    log_image = cv2.log(image + np.float32(1.0))
-    log_base = cv2.log(base + np.float32(1.0))
+    normalised = image * ops.scalar(1.0 / 255.0)
+    base = ops.clip_min(fast_guided_filter(normalised, normalised, radius, eps, subsample, ops) * ops.scalar(255.0), 0.0)
+    log_image = ops.log(image + ops.scalar(1.0))
+    log_base = ops.log(base + ops.scalar(1.0))
     detail = log_image - log_base
-    log_min, log_max = float(log_base.min()), float(log_base.max())
-    compression = math.log(target_contrast) / max(log_max - log_min, 1e-6)
-    compression = min(compression, 8.0)  # only bites on near-flat images (guards exp overflow)
-    exponent = log_base * np.float32(compression) + detail * np.float32(detail_gain)
-    exponent += np.float32((1.0 - compression) * log_max)
-    out = cv2.exp(exponent)
-    return np.clip(out, 0.0, 255.0, out=out)
+    log_min, log_max = ops.minmax(log_base)
+    compression = math.log(target_contrast) / ops.scalar_max(log_max - log_min, 1e-6)
+    compression = ops.scalar_min(compression, 8.0)  # only bites on near-flat images (guards exp overflow)
+    exponent = log_base * ops.scalar(compression) + detail * ops.scalar(detail_gain)
+    exponent += ops.scalar((1.0 - compression) * log_max)
+    return ops.clip(ops.exp(exponent), 0.0, 255.0, inplace=True)

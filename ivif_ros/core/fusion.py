@@ -5,11 +5,17 @@
   by the detector/detail-energy weight map, then ``percentile_stretch``.
 * ``single_scale_retinex`` — the paper's final contrast step (log10 domain, sigma 300).
 * ``to_ycrcb`` / ``merge_luminance`` — colour: fuse Y of YCrCb, keep the visible chroma.
+
+The product's stages are written over the primitives (``ops``: numpy/OpenCV by default, or torch).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+
+from .primitives import NUMPY_OPS
 
 __all__ = [
     "blend", "split_base_detail", "detail_energy_weights", "saliency_detail_fuse", "percentile_stretch",
@@ -18,48 +24,40 @@ __all__ = [
 ]
 
 
-def blend(visible: np.ndarray, infrared: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def blend(visible: Any, infrared: Any, weights: Any) -> Any:
     """``weights·visible + (1 − weights)·infrared`` (float32)."""
     return infrared + weights * (visible - infrared)
 
 
-def _box_base(image: np.ndarray, radius: int) -> np.ndarray:
-    size = 2 * radius + 1
-    return cv2.boxFilter(image, -1, (size, size), borderType=cv2.BORDER_REFLECT)
-
-
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + cv2.exp(-np.clip(values, -30.0, 30.0)))
-
-
-def split_base_detail(image: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def split_base_detail(image: Any, radius: int, ops: Any = NUMPY_OPS) -> tuple[Any, Any]:
     """(base, detail) with base = box mean of radius ``radius`` and detail = image − base."""
-    base = _box_base(image, radius)
+    base = ops.box_mean(image, radius)
     return base, image - base
 
 
 def detail_energy_weights(
-    detail_visible: np.ndarray, detail_infrared: np.ndarray, sigma: float = 2.0, sharpness: float = 4.0
-) -> np.ndarray:
+    detail_visible: Any, detail_infrared: Any, sigma: float = 2.0, sharpness: float = 4.0, ops: Any = NUMPY_OPS
+) -> Any:
     """Visible share from local detail energy: ``sigmoid(sharpness·log(E_vis / E_ir))``.
 
     ``E`` = Gaussian(σ) mean of |detail| (+0.01 so flat regions are a tie). Smooth, so detail never
     switches source from one pixel to the next (pixel-wise max-abs switching creates gradients
     present in neither source, which the Nabf metric counts as artefacts).
     """
-    energy_vis = cv2.GaussianBlur(np.abs(detail_visible), (0, 0), sigma) + np.float32(0.01)
-    energy_ir = cv2.GaussianBlur(np.abs(detail_infrared), (0, 0), sigma) + np.float32(0.01)
-    return _sigmoid(np.float32(sharpness) * (cv2.log(energy_vis) - cv2.log(energy_ir)))
+    energy_vis = ops.gaussian_blur(ops.abs(detail_visible), sigma) + ops.scalar(0.01)
+    energy_ir = ops.gaussian_blur(ops.abs(detail_infrared), sigma) + ops.scalar(0.01)
+    return ops.sigmoid(ops.scalar(sharpness) * (ops.log(energy_vis) - ops.log(energy_ir)))
 
 
 def saliency_detail_fuse(
-    visible_layers: tuple[np.ndarray, np.ndarray],
-    infrared_layers: tuple[np.ndarray, np.ndarray],
-    detail_weights: np.ndarray,
+    visible_layers: tuple[Any, Any],
+    infrared_layers: tuple[Any, Any],
+    detail_weights: Any,
     base_temperature: float = 10.0,
     base_complement: float = 0.3,
     detail_gain: float = 1.0,
-) -> np.ndarray:
+    ops: Any = NUMPY_OPS,
+) -> Any:
     """The product's fusion rule: bright base, sharp detail.
 
     Base layers (``split_base_detail`` of each source) are mixed by a soft brightness selection
@@ -71,40 +69,49 @@ def saliency_detail_fuse(
     Args:
         visible_layers, infrared_layers: (base, detail) of each source, float32 0..255 scale.
         detail_weights: float32 visible share of the detail layer, [0, 1].
+        ops: the primitives.
 
     Returns:
         float32 fused luminance (not clipped; the caller stretches/clips).
     """
     base_vis, detail_vis = visible_layers
     base_ir, detail_ir = infrared_layers
-    base_weights = _sigmoid((base_vis - base_ir) * np.float32(1.0 / base_temperature))
+    base_weights = ops.sigmoid((base_vis - base_ir) * ops.scalar(1.0 / base_temperature))
     bright = blend(base_vis, base_ir, base_weights)
     dark = base_vis + base_ir - bright
-    fused = bright + np.float32(base_complement) * (dark - np.float32(dark.mean()))
-    fused += np.float32(detail_gain) * blend(detail_vis, detail_ir, detail_weights)
+    fused = bright + ops.scalar(base_complement) * (dark - ops.scalar(ops.mean(dark)))
+    fused += ops.scalar(detail_gain) * blend(detail_vis, detail_ir, detail_weights)
     return fused
 
 
-def stretch_bounds(image: np.ndarray, clip_percent: float) -> tuple[float, float] | None:
-    """The (low, high) of ``percentile_stretch`` (every other row and column sampled); None = no stretch."""
+def stretch_bounds(image: Any, clip_percent: float, ops: Any = NUMPY_OPS) -> tuple[Any, Any] | None:
+    """The (low, high) of ``percentile_stretch`` from the ``[::2, ::2]`` subsample; None = no stretch."""
     if clip_percent <= 0:
         return None
-    low, high = np.percentile(image[::2, ::2], [clip_percent, 100.0 - clip_percent])
-    return (float(low), float(high)) if high - low >= 1e-3 else None
+    low, high = ops.percentiles(image, (clip_percent, 100.0 - clip_percent), step=2)
+    return low, high
 
 
-def apply_stretch(image: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
-    """Linear map of ``bounds`` to 0..255, clipped; None only clips."""
-    if bounds is None or bounds[1] - bounds[0] < 1e-3:
-        return np.clip(image, 0.0, 255.0)
+def apply_stretch(image: Any, bounds: tuple[Any, Any] | None, ops: Any = NUMPY_OPS) -> Any:
+    """Linear map of ``bounds`` to 0..255, clipped; None or bounds closer than 1e-3 only clip."""
+    if bounds is None:
+        return ops.clip(image, 0.0, 255.0)
     low, high = bounds
-    stretched = (image - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(stretched, 0.0, 255.0, out=stretched)
+
+    def stretched() -> Any:
+        scaled = (image - ops.scalar(low)) * ops.scalar(255.0 / (high - low))
+        return ops.clip(scaled, 0.0, 255.0, inplace=True)
+
+    return ops.choose(high - low < 1e-3, lambda: ops.clip(image, 0.0, 255.0), stretched)
 
 
-def percentile_stretch(image: np.ndarray, clip_percent: float) -> np.ndarray:
-    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32."""
-    return apply_stretch(image, stretch_bounds(image, clip_percent))
+def percentile_stretch(image: Any, clip_percent: float, ops: Any = NUMPY_OPS) -> Any:
+    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32.
+
+    The bounds come from the ``[::2, ::2]`` subsample; a near-constant image (bounds closer than
+    1e-3) is only clipped.
+    """
+    return apply_stretch(image, stretch_bounds(image, clip_percent, ops), ops)
 
 
 def single_scale_retinex(image: np.ndarray, sigma: float = 300.0, clip_fraction: float = 0.1) -> np.ndarray:
@@ -145,7 +152,4 @@ def merge_luminance(visible_bgr: np.ndarray, luminance: np.ndarray, ycrcb: np.nd
 
     ``ycrcb``: the visible image's ``to_ycrcb`` when the caller already has it (modified in place).
     """
-    ycrcb = to_ycrcb(visible_bgr) if ycrcb is None else ycrcb
-    ycrcb[:, :, 0] = np.clip(luminance + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
-
+    return NUMPY_OPS.merge_luma(to_ycrcb(visible_bgr) if ycrcb is None else ycrcb, luminance)

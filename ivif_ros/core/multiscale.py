@@ -2,83 +2,75 @@
 
 The default mode's fusion (in the spirit of Liu et al. 2017, the seed method's ancestor):
 
-1. Laplacian pyramids of the visible and thermal luminance (Burt–Adelson 5-tap kernel, OpenCV
-   ``pyrDown``/``pyrUp``), a Gaussian pyramid of the detector's weight map (visible share);
-2. per detail band, Burt's match/salience rule: where the two bands agree (local match ≥
+1. Laplacian pyramids of the visible and thermal luminance (Burt–Adelson 5-tap kernel, the
+   ``pyr_down``/``pyr_up`` primitives), a Gaussian pyramid of the detector's weight map (visible
+   share);
+2. per band-pass level, Burt's match/salience rule: where the two bands agree (local match ≥
    ``threshold``) they are averaged with the detector's weights, elsewhere the band with the larger
-   local energy is taken (softly, so that the choice does not switch from one pixel to the next);
-3. the coarsest band (the base) by soft brightness selection (warm targets and lit areas keep their
-   level) plus a share of the darker source's zero-mean base;
-4. the pyramid is collapsed and stretched (``fusion.percentile_stretch`` by the caller).
+   local energy is taken (hard, or softly with ``selection_sharpness``);
+3. the low-pass residual (the base) by soft brightness selection (warm targets and lit areas keep
+   their level) plus a share of the darker source's zero-mean base;
+4. the pyramid is collapsed (the caller stretches and clips).
 
-All functions take and return float32 arrays on the 0..255 scale.
+Written over the primitives (``ops``: numpy/OpenCV by default, or torch); float32 on the 0..255 scale.
 """
 from __future__ import annotations
 
-import cv2
-import numpy as np
+import math
+from typing import Any
+
+from .primitives import NUMPY_OPS
 
 __all__ = [
     "laplacian_pyramid",
     "gaussian_pyramid",
     "collapse_pyramid",
-    "local_mean",
     "match_select_band",
     "bright_base",
     "pyramid_fuse",
 ]
 
 
-def laplacian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
+def laplacian_pyramid(image: Any, levels: int, ops: Any = NUMPY_OPS) -> list[Any]:
     """``levels`` band-pass layers (finest first) followed by the low-pass residual.
 
-    ``L_k = G_k − expand(G_{k+1})`` with OpenCV's ``pyrDown``/``pyrUp`` (5-tap Burt–Adelson
-    kernel, reflected borders); ``collapse_pyramid`` inverts it exactly (up to float rounding).
+    ``L_k = G_k − expand(G_{k+1})``; ``collapse_pyramid`` inverts it exactly (up to float rounding).
     """
     bands = []
-    current = image.astype(np.float32, copy=False)
+    current = image
     for _ in range(levels):
-        smaller = cv2.pyrDown(current)
-        bands.append(current - cv2.pyrUp(smaller, dstsize=(current.shape[1], current.shape[0])))
+        smaller = ops.pyr_down(current)
+        bands.append(current - ops.pyr_up(smaller, tuple(current.shape[-2:])))
         current = smaller
     bands.append(current)
     return bands
 
 
-def gaussian_pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
-    """``levels + 1`` images: ``image`` and its ``levels`` successive ``pyrDown`` reductions."""
-    pyramid = [image.astype(np.float32, copy=False)]
+def gaussian_pyramid(image: Any, levels: int, ops: Any = NUMPY_OPS) -> list[Any]:
+    """``levels + 1`` images: ``image`` and its ``levels`` successive reductions."""
+    pyramid = [image]
     for _ in range(levels):
-        pyramid.append(cv2.pyrDown(pyramid[-1]))
+        pyramid.append(ops.pyr_down(pyramid[-1]))
     return pyramid
 
 
-def collapse_pyramid(bands: list[np.ndarray]) -> np.ndarray:
+def collapse_pyramid(bands: list[Any], ops: Any = NUMPY_OPS) -> Any:
     """Rebuild the image from ``laplacian_pyramid``-style bands (residual last)."""
     image = bands[-1]
     for band in reversed(bands[:-1]):
-        image = cv2.pyrUp(image, dstsize=(band.shape[1], band.shape[0])) + band
+        image = ops.pyr_up(image, tuple(band.shape[-2:])) + band
     return image
 
 
-def local_mean(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over the (2·radius+1)² window, reflected borders."""
-    size = 2 * radius + 1
-    return cv2.boxFilter(image, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT)
-
-
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + cv2.exp(-np.clip(values, -30.0, 30.0)))
-
-
 def match_select_band(
-    visible: np.ndarray,
-    thermal: np.ndarray,
-    weights: np.ndarray,
+    visible: Any,
+    thermal: Any,
+    weights: Any,
     threshold: float = 0.6,
     radius: int = 2,
     selection_sharpness: float = 0.0,
-) -> np.ndarray:
+    ops: Any = NUMPY_OPS,
+) -> Any:
     """Burt's rule for one band with a weight map for the averaging mode.
 
     Local energies ``E = mean(band²)`` and match ``M = 2·mean(vis·ir) / (E_vis + E_ir)`` over the
@@ -94,35 +86,39 @@ def match_select_band(
     Returns:
         float32 fused band.
     """
-    energy_vis = local_mean(visible * visible, radius)
-    energy_ir = local_mean(thermal * thermal, radius)
-    match = 2.0 * local_mean(visible * thermal, radius) / (energy_vis + energy_ir + np.float32(1e-6))
+    energy_vis = ops.box_mean(visible * visible, radius)
+    energy_ir = ops.box_mean(thermal * thermal, radius)
+    match = ops.box_mean(visible * thermal, radius) * ops.scalar(2.0) / (energy_vis + energy_ir + ops.scalar(1e-6))
     if selection_sharpness > 0:
-        selection = _sigmoid(
-            np.float32(selection_sharpness) * (cv2.log(energy_vis + np.float32(1e-3)) - cv2.log(energy_ir + np.float32(1e-3)))
-        )
+        floor = ops.scalar(1e-3)
+        selection = ops.sigmoid((ops.log(energy_vis + floor) - ops.log(energy_ir + floor)) * ops.scalar(selection_sharpness))
     else:
-        selection = (energy_vis > energy_ir).astype(np.float32)
-    share = np.where(match >= threshold, weights, selection)
+        selection = ops.where(energy_vis > energy_ir, ops.ones_like(visible), ops.zeros_like(visible))
+    share = ops.where(match >= threshold, weights, selection)
     return thermal + share * (visible - thermal)
 
 
-def bright_base(visible: np.ndarray, thermal: np.ndarray, temperature: float, complement: float) -> np.ndarray:
+def bright_base(visible: Any, thermal: Any, temperature: float, complement: float, ops: Any = NUMPY_OPS) -> Any:
     """Soft brightness selection of two low-pass bands plus ``complement`` × the darker one's detail.
 
     ``w = sigmoid((vis − ir) / temperature)``; ``bright = w·vis + (1 − w)·ir``; the darker band
     (``vis + ir − bright``) enters zero-mean with weight ``complement``.
     """
-    share = _sigmoid((visible - thermal) * np.float32(1.0 / temperature))
+    share = ops.sigmoid((visible - thermal) * ops.scalar(1.0 / temperature))
     bright = thermal + share * (visible - thermal)
     dark = visible + thermal - bright
-    return bright + np.float32(complement) * (dark - np.float32(dark.mean()))
+    return bright + (dark - ops.mean(dark)) * ops.scalar(complement)
+
+
+def usable_levels(shape: tuple[int, ...], levels: int) -> int:
+    """``levels``, fewer when the frame is too small (the residual keeps at least ~4 px a side)."""
+    return max(1, min(levels, int(math.log2(max(2, min(shape[-2:])))) - 2))
 
 
 def pyramid_fuse(
-    visible: np.ndarray,
-    thermal: np.ndarray,
-    weights: np.ndarray,
+    visible: Any,
+    thermal: Any,
+    weights: Any,
     levels: int = 4,
     threshold: float = 0.6,
     radius: int = 2,
@@ -130,27 +126,29 @@ def pyramid_fuse(
     base_temperature: float = 10.0,
     base_complement: float = 0.3,
     detail_gain: float = 1.0,
-) -> np.ndarray:
+    ops: Any = NUMPY_OPS,
+) -> Any:
     """Fuse two luminances in a Laplacian pyramid under a visible-share weight map.
 
     Args:
         visible, thermal: float32 H×W on the 0..255 scale.
         weights: float32 H×W visible share in [0, 1] (the detector's map).
-        levels: band-pass levels (fewer when the image is too small for them).
+        levels: band-pass levels (fewer when the image is too small for them, ``usable_levels``).
         threshold, radius, selection_sharpness: ``match_select_band`` per band.
         base_temperature, base_complement: ``bright_base`` of the residual.
         detail_gain: multiplier of every fused band-pass layer.
+        ops: the primitives.
 
     Returns:
         float32 H×W fused luminance, not clipped (the caller stretches/clips).
     """
-    levels = max(1, min(levels, int(np.log2(max(2, min(visible.shape)))) - 2))
-    visible_bands = laplacian_pyramid(visible, levels)
-    thermal_bands = laplacian_pyramid(thermal, levels)
-    weight_levels = gaussian_pyramid(weights, levels)
+    levels = usable_levels(tuple(visible.shape), levels)
+    visible_bands = laplacian_pyramid(visible, levels, ops)
+    thermal_bands = laplacian_pyramid(thermal, levels, ops)
+    weight_levels = gaussian_pyramid(weights, levels, ops)
     fused = [
-        np.float32(detail_gain) * match_select_band(v, t, w, threshold, radius, selection_sharpness)
+        match_select_band(v, t, w, threshold, radius, selection_sharpness, ops) * ops.scalar(detail_gain)
         for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1])
     ]
-    fused.append(bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement))
-    return collapse_pyramid(fused)
+    fused.append(bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement, ops))
+    return collapse_pyramid(fused, ops)

@@ -13,19 +13,20 @@ Modes:
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
-from . import enhance, fusion, multiscale, weight_map
+from . import enhance, fusion, weight_map
 from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
+from .default_mode import fuse_default
 from .errors import FusionInputError
+from .primitives import NUMPY_OPS, ops_for
+from .temporal import THUMBNAIL_SIZE, StreamNormaliser
 from .registration import match_thermal_size
 from .settings import coerce, settings_of
-from .temporal import StreamNormaliser
 
 __all__ = [
     "FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair", "detector_input_size",
@@ -158,11 +159,10 @@ class FusionPipeline:
             reported by ``describe()``.
         use_torch: run the default mode with the torch primitives on the detector's device:
             None = when the detector runs on CUDA, True = always (also on CPU), False = never.
-            (The tensor path implements the ``two_scale`` scheme of still frames; the ``pyramid``
-            scheme and stream mode run on the numpy path.)
-        stream: the pairs are consecutive frames of one stream: the normalisation bounds (thermal
-            stretch, output stretch) are smoothed over frames (``temporal_smoothing``) and restart on
-            a scene cut or size change (``core.temporal``). False: every pair on its own (stills).
+        stream: the pairs are consecutive frames of one stream: the default mode's normalisation
+            bounds (thermal stretch, output stretch) are smoothed over frames (``temporal_smoothing``)
+            and restart on a scene cut or size change (``core.temporal``). False: every pair on its
+            own (stills).
 
     Raises:
         FusionInputError: invalid config or no detector for the configured mode; errors of a
@@ -187,7 +187,7 @@ class FusionPipeline:
             )
         self._detectors = detectors if hasattr(detectors, "get") else {self.config.mode: detectors}
         self._detector(self.config.mode)
-        self._use_torch, self._torch_path = use_torch, None
+        self._use_torch = use_torch
         self.stream = stream
         self._normaliser = StreamNormaliser(self.config.temporal_smoothing, self.config.scene_cut)
 
@@ -259,138 +259,78 @@ class FusionPipeline:
             FusionInputError: invalid input (message names the problem).
         """
         config = self.config
-        # >>> torch path: the CUDA-resident default mode (decided once, on first use) >>>
-        tensor_path_applies = config.fusion_scheme == "two_scale" and not self.stream
-        if config.mode == "default" and tensor_path_applies and self._use_torch is not False:
-            if self._torch_path is None:
-                backend = self._detector("default")
-                if self._use_torch or str(backend.device).startswith("cuda"):
-                    from .torch_pipeline import TorchFusionPath
+        ops = self._ops(config.mode)
+        with ops.frame_context():
+            clock = ops.clock()
+            thermal_host, visible_host, warnings = prepare_pair(ir, vis, config)
+            thermal = ops.upload(thermal_host, "ir")
+            visible_lum, colour = ops.luma(ops.upload(visible_host, "vis"))
+            clock.lap("prepare")
 
-                    self._torch_path = TorchFusionPath(backend)
-                else:
-                    self._use_torch = False
-            if self._torch_path is not None:
-                return self._torch_path(ir, vis, config)
-        # <<< torch path <<<
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        thermal, visible, warnings = prepare_pair(ir, vis, config)
-        ycrcb = fusion.to_ycrcb(visible) if visible.ndim == 3 else None  # converted once, reused to merge
-        visible_lum = (ycrcb[:, :, 0] if ycrcb is not None else visible).astype(np.float32)
-        mark = _lap(timings, "prepare", start)
-        if config.mode == "seed":
-            fused_lum, weights = self._fuse_seed(thermal, visible_lum, timings, mark)
-        else:
-            fused_lum, weights = self._fuse_default(thermal, visible_lum, timings, mark)
-        mark = time.perf_counter()
-        if ycrcb is not None:
-            fused = fusion.merge_luminance(visible, fused_lum, ycrcb)
-        else:
-            fused = np.clip(fused_lum + 0.5, 0, 255).astype(np.uint8)
-        timings["fuse"] = timings.get("fuse", 0.0) + (time.perf_counter() - mark) * 1e3
-        return FusionResult(fused=fused, weights=weights, timings=timings, warnings=warnings)
+            def detect(visible: Any, thermal: Any, scale: float) -> tuple[Any, tuple[int, int], int, int]:
+                return self._detect(ops, config.mode, visible, thermal, scale)
 
-    def _detect(self, mode: str, visible_lum: np.ndarray, thermal_lum: np.ndarray, scale: float):
-        """Window scores for the pair at ``scale`` (at least one 32×32 window)."""
+            if config.mode == "seed":
+                fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
+            else:
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, self._normalise_for(ops, visible_lum))
+            fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
+            weights = ops.download(weights, "weights")
+            clock.lap("fuse")
+            ops.synchronize()
+            return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
+
+    def _normalise_for(self, ops: Any, visible_lum: Any) -> Any:
+        """Stills: bounds unchanged. Stream: registers the frame (scene cut, size) and smooths bounds."""
+        if not self.stream:
+            return lambda name, bounds: bounds
+        normaliser = self._normaliser
+        normaliser.smoothing, normaliser.scene_cut = self.config.temporal_smoothing, self.config.scene_cut
+        thumbnail = ops.resize(visible_lum, THUMBNAIL_SIZE, "area")
+        if not isinstance(thumbnail, np.ndarray):  # a device tensor: one 32×24 copy to the host per frame
+            thumbnail = thumbnail.detach().float().cpu().numpy().reshape(THUMBNAIL_SIZE)
+        normaliser.begin_frame(thumbnail, tuple(visible_lum.shape[-2:]))
+
+        def normalise(name: str, bounds: Any) -> Any:
+            return None if bounds is None else normaliser.smooth(name, *bounds)
+
+        return normalise
+
+    def _ops(self, mode: str) -> Any:
+        """The primitives of ``mode``: torch on the detector's device where ``use_torch`` says so."""
+        if mode != "default" or self._use_torch is False:
+            return NUMPY_OPS
+        device = str(getattr(self._detector("default"), "device", "cpu"))
+        if self._use_torch or device.startswith("cuda"):
+            return ops_for(device)
+        return NUMPY_OPS
+
+    def _detect(self, ops: Any, mode: str, visible_lum: Any, thermal_lum: Any, scale: float):
+        """Window scores for the pair at ``scale`` (at least one window), the detector input size, window, stride."""
         backend = self._detector(mode)
-        (det_height, det_width), resampling = detector_input_size(*visible_lum.shape, scale, backend.window)
+        size, resampling = detector_input_size(*visible_lum.shape[-2:], scale, backend.window)
         if resampling is not None:
-            interpolation = cv2.INTER_AREA if resampling == "area" else cv2.INTER_LINEAR
-            visible_lum = cv2.resize(visible_lum, (det_width, det_height), interpolation=interpolation)
-            thermal_lum = cv2.resize(thermal_lum, (det_width, det_height), interpolation=interpolation)
-        pair = np.stack([visible_lum, thermal_lum])[None] * np.float32(1.0 / 255.0)
-        scores = backend(pair)[0, 0]
-        return scores, visible_lum.shape, backend.window, backend.stride
+            visible_lum = ops.resize(visible_lum, size, resampling)
+            thermal_lum = ops.resize(thermal_lum, size, resampling)
+        return ops.detect(backend, visible_lum, thermal_lum), size, backend.window, backend.stride
 
-    def _normalise(self, name: str, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
-        """Stream mode: the smoothed version of this frame's ``bounds``; stills: ``bounds``."""
-        if not self.stream or bounds is None:
-            return bounds
-        self._normaliser.smoothing = self.config.temporal_smoothing
-        self._normaliser.scene_cut = self.config.scene_cut
-        return self._normaliser.smooth(name, *bounds)
-
-    def _fuse_default(self, thermal, visible_lum, timings, mark):
-        config = self.config
-        if self.stream:
-            self._normaliser.scene_cut = config.scene_cut
-            self._normaliser.begin_frame(visible_lum)
-        low, high = self._normalise(
-            "thermal", enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles)
-        )
-        thermal_lum = enhance.apply_bounds(thermal, low, high)
-        if config.thermal_enhance > 0:
-            enhanced = enhance.enhance_luminance(
-                thermal_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
-            )
-            thermal_lum = fusion.blend(enhanced, thermal_lum, np.float32(config.thermal_enhance))
-        if config.visible_enhance > 0:
-            enhanced = enhance.enhance_luminance(
-                visible_lum, target_contrast=config.target_contrast, detail_gain=config.enhance_detail_gain
-            )
-            visible_lum = fusion.blend(enhanced, visible_lum, np.float32(config.visible_enhance))
-        mark = _lap(timings, "enhance", mark)
-        scores, det_shape, window, stride = self._detect("default", visible_lum, thermal_lum, config.detector_scale)
-        mark = _lap(timings, "detect", mark)
-        weights = weight_map.soft_weight_map(scores, window, stride, det_shape, config.weight_temperature)
-        height, width = visible_lum.shape
-        if weights.shape != (height, width):
-            weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        if config.fusion_scheme == "pyramid":
-            if config.detector_mix < 1.0:
-                energy = fusion.detail_energy_weights(
-                    *(layers[1] for layers in (fusion.split_base_detail(visible_lum, config.base_radius),
-                                               fusion.split_base_detail(thermal_lum, config.base_radius))),
-                    config.detail_sigma,
-                )
-                weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
-            mark = _lap(timings, "weights", mark)
-            fused = multiscale.pyramid_fuse(
-                visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
-                config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain,
-            )
-        else:
-            guide = np.maximum(visible_lum, thermal_lum)
-            weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps)
-            visible_layers = fusion.split_base_detail(visible_lum, config.base_radius)
-            thermal_layers = fusion.split_base_detail(thermal_lum, config.base_radius)
-            if config.detector_mix < 1.0:
-                energy = fusion.detail_energy_weights(visible_layers[1], thermal_layers[1], config.detail_sigma)
-                weights = fusion.blend(weights, energy, np.float32(config.detector_mix))
-            mark = _lap(timings, "weights", mark)
-            fused = fusion.saliency_detail_fuse(
-                visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement,
-                config.detail_gain,
-            )
-        fused = fusion.apply_stretch(fused, self._normalise("output", fusion.stretch_bounds(fused, config.output_stretch)))
-        _lap(timings, "fuse", mark)
-        return fused, weights
-
-    def _fuse_seed(self, thermal, visible_lum, timings, mark):
-        config = self.config
+    def _fuse_seed(self, thermal, visible_lum, config, detect, clock):
         thermal_lum = enhance.minmax_to_255(thermal)
         visible_lum = enhance.enhance_luminance(visible_lum)
-        mark = _lap(timings, "enhance", mark)
+        clock.lap("enhance")
         height, width = visible_lum.shape
         backend = self._detector("seed")
         stride = config.seed_stride or (4 if max(height, width) >= 500 else 8)
         if getattr(backend, "set_stride", None) is not None:
             backend.set_stride(stride)
-        scores, det_shape, window, stride = self._detect("seed", visible_lum, thermal_lum, 1.0)
-        mark = _lap(timings, "detect", mark)
+        scores, det_shape, window, stride = detect(visible_lum, thermal_lum, 1.0)
+        clock.lap("detect")
         weights = weight_map.seed_weight_map(scores, window, stride, det_shape, config.seed_blend_radius)
         if weights.shape != (height, width):
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)
-        mark = _lap(timings, "weights", mark)
+        clock.lap("weights")
         fused = enhance.minmax_to_255(fusion.blend(visible_lum, thermal_lum, weights))
         if config.seed_retinex:
             fused = fusion.single_scale_retinex(fused, config.retinex_sigma)
-        _lap(timings, "fuse", mark)
+        clock.lap("fuse")
         return fused, weights
-
-
-def _lap(timings: dict[str, float], stage: str, since: float) -> float:
-    now = time.perf_counter()
-    timings[stage] = timings.get(stage, 0.0) + (now - since) * 1e3
-    return now

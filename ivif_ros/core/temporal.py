@@ -11,9 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["StreamNormaliser"]
+__all__ = ["StreamNormaliser", "THUMBNAIL_SIZE"]
 
-_THUMBNAIL = (32, 24)
+#: (height, width) of the visible thumbnail compared between frames.
+THUMBNAIL_SIZE = (24, 32)
 
 
 class StreamNormaliser:
@@ -43,17 +44,24 @@ class StreamNormaliser:
         self._thumbnail = None
         self._shape = None
 
-    def begin_frame(self, visible_luminance: np.ndarray) -> bool:
-        """Register a frame; returns True when the history was dropped (first frame, cut, new size)."""
-        thumbnail = cv2.resize(visible_luminance.astype(np.float32, copy=False), _THUMBNAIL, interpolation=cv2.INTER_AREA)
-        fresh = self._shape != visible_luminance.shape or self._thumbnail is None
+    def begin_frame(self, visible_luminance: np.ndarray, shape: tuple[int, ...] | None = None) -> bool:
+        """Register a frame; returns True when the history was dropped (first frame, cut, new size).
+
+        Args:
+            visible_luminance: the frame's visible luminance (0..255) on the host, or already a
+                thumbnail of it (any size; it is brought to 32×24).
+            shape: the frame's size when ``visible_luminance`` is a thumbnail.
+        """
+        shape = tuple(shape) if shape is not None else visible_luminance.shape
+        thumbnail = cv2.resize(visible_luminance.astype(np.float32, copy=False), (THUMBNAIL_SIZE[1], THUMBNAIL_SIZE[0]), interpolation=cv2.INTER_AREA)
+        fresh = self._shape != shape or self._thumbnail is None
         if not fresh and float(np.abs(thumbnail - self._thumbnail).mean()) > self.scene_cut:
             fresh = True
         if fresh:
             if self._shape is not None:
                 self.cuts += 1
             self._bounds.clear()
-        self._shape = visible_luminance.shape
+        self._shape = shape
         self._thumbnail = thumbnail
         return fresh
 

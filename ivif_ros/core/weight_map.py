@@ -11,10 +11,13 @@ i*stride+window`` and the same for columns). Two ways to turn that into weights:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
 from .guided_filter import fast_guided_filter
+from .primitives import NUMPY_OPS
 
 __all__ = ["accumulate_windows", "seed_weight_map", "soft_weight_map", "refine_weights"]
 
@@ -32,24 +35,7 @@ def accumulate_windows(values: np.ndarray, window: int, stride: int, shape: tupl
         float32 (H, W) sums; pixels right of / below the last window (less than one stride)
         repeat the nearest covered value.
     """
-    if window % stride:
-        raise ValueError(f"window {window} must be a multiple of stride {stride}")
-    blocks = window // stride
-    nh, nw = values.shape
-    padded = cv2.copyMakeBorder(
-        values.astype(np.float32), blocks - 1, blocks - 1, blocks - 1, blocks - 1, cv2.BORDER_CONSTANT, value=0.0
-    )
-    # block_sums[bi, bj] = sum of values[bi-blocks+1 .. bi, bj-blocks+1 .. bj]
-    block_sums = cv2.boxFilter(
-        padded, -1, (blocks, blocks), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT
-    )[: nh + blocks - 1, : nw + blocks - 1]
-    covered = np.repeat(np.repeat(block_sums, stride, axis=0), stride, axis=1)
-    height, width = shape
-    covered = covered[:height, :width]
-    pad_bottom, pad_right = height - covered.shape[0], width - covered.shape[1]
-    if pad_bottom or pad_right:
-        covered = cv2.copyMakeBorder(covered, 0, pad_bottom, 0, pad_right, cv2.BORDER_REPLICATE)
-    return covered
+    return NUMPY_OPS.accumulate_windows(values, window, stride, shape)
 
 
 def seed_weight_map(
@@ -76,20 +62,20 @@ def seed_weight_map(
 
 
 def soft_weight_map(
-    scores: np.ndarray, window: int, stride: int, shape: tuple[int, int], temperature: float = 1.0
-) -> np.ndarray:
+    scores: Any, window: int, stride: int, shape: tuple[int, int], temperature: float = 1.0, ops: Any = NUMPY_OPS
+) -> Any:
     """Mean window probability ``sigmoid(score / temperature)`` over the windows covering each pixel.
 
     Returns:
         float32 (H, W) visible share in [0, 1].
     """
-    probabilities = 1.0 / (1.0 + np.exp(-np.clip(scores / temperature, -30.0, 30.0)))
-    sums = accumulate_windows(probabilities.astype(np.float32), window, stride, shape)
-    counts = accumulate_windows(np.ones_like(probabilities, dtype=np.float32), window, stride, shape)
-    return sums / np.maximum(counts, 1.0)
+    probabilities = ops.sigmoid(scores / temperature)
+    sums = ops.accumulate_windows(probabilities, window, stride, shape)
+    counts = ops.accumulate_windows(ops.ones_like(probabilities), window, stride, shape)
+    return sums / ops.clip_min(counts, 1.0)
 
 
-def refine_weights(weights: np.ndarray, guide: np.ndarray, radius: int, eps: float) -> np.ndarray:
+def refine_weights(weights: Any, guide: Any, radius: int, eps: float, ops: Any = NUMPY_OPS) -> Any:
     """Edge-aware refinement: guided filter of the weights by a 0..255 luminance guide.
 
     Args:
@@ -97,11 +83,12 @@ def refine_weights(weights: np.ndarray, guide: np.ndarray, radius: int, eps: flo
         guide: float32 (H, W) guide on the 0..255 scale (eps is on the 0..1 scale).
         radius: filter radius in pixels (0 disables refinement).
         eps: regularisation; small values follow the guide's edges closely.
+        ops: the primitives.
 
     Returns:
         float32 (H, W) in [0, 1].
     """
     if radius <= 0:
         return weights
-    refined = fast_guided_filter(guide * np.float32(1.0 / 255.0), weights, radius, eps, max(1, radius // 4))
-    return np.clip(refined, 0.0, 1.0, out=refined)
+    refined = fast_guided_filter(guide * ops.scalar(1.0 / 255.0), weights, radius, eps, max(1, radius // 4), ops)
+    return ops.clip(refined, 0.0, 1.0, inplace=True)

@@ -45,3 +45,19 @@ def test_single_files_and_missing_path(tmp_path):
     assert main(["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert (tmp_path / "o" / "fused" / "p0.png").exists()
     assert main(["--ir", str(tmp_path / "nope"), "--vis", str(data / "vis"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_set_changes_the_fusion_and_bad_values_are_usage_errors(tmp_path, capsys):
+    data = _dataset(tmp_path / "data")
+    common = ["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--backend", "torch", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--set", "output_stretch=0", "--set", "detail_gain=3"]) == 0
+    plain = cv2.imread(str(tmp_path / "a" / "fused" / "p0.png"))
+    changed = cv2.imread(str(tmp_path / "b" / "fused" / "p0.png"))
+    assert np.abs(plain.astype(int) - changed).mean() > 1.0
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "c"), "--set", "thermal_percentiles=5"]) == 2
+    assert "thermal_percentiles must have 2 elements" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "c"), "--device", "gpu7"]) == 2
+    assert "device must be auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

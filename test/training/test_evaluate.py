@@ -157,6 +157,8 @@ def test_bad_arguments(tmp_path) -> None:
     standard = _write_standard(tmp_path / "synth", ["p1"])
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--methods", "mean,wavelet"]) == 2
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--external", "nodir"]) == 2
+    assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--set", "no_such_setting=1"]) == 2
+    assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--set", "smoothing_eps=0"]) == 2
     with pytest.raises(SystemExit):
         evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--size", "0"])
 

@@ -1,0 +1,406 @@
+"""The primitives as torch tensor ops on one device (CUDA-resident frames, or the CPU for tests).
+
+Images are float32 tensors (B, 1, H, W) (B frames of one plane); colour frames stay (B, H, W, 3) as
+uploaded; per-image scalars are (B, 1, 1, 1) tensors (float64 where numpy uses Python floats), so
+no value ever returns to the host inside a frame: data-dependent branches become ``torch.where``.
+
+The ops reproduce OpenCV's and numpy's semantics (``BORDER_REFLECT`` box filters, Gaussian blurs
+with ``cv2.getGaussianKernel`` taps and ``BORDER_REFLECT_101``, ``INTER_AREA`` / ``INTER_LINEAR``
+resizes as exact separable resampling matrices, ``np.percentile``'s linear interpolation, the
+fixed-point YCrCb conversions), so the fusion modes give the numpy path's outputs to rounding.
+On CUDA each input is uploaded once from a pinned buffer (``non_blocking``), each output
+downloaded once into one, with a single stream synchronisation per frame; stage times come from
+CUDA events read after it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["TorchOps"]
+
+# OpenCV's fixed-point YCrCb coefficients (imgproc/src/color_yuv.simd.hpp, shift 14).
+_SHIFT = 14
+_HALF = 1 << (_SHIFT - 1)
+_R2Y, _G2Y, _B2Y, _CR, _CB = 4899, 9617, 1868, 11682, 9241
+_CR2R, _CR2G, _CB2G, _CB2B = 22987, -11698, -5636, 29049
+
+_INDEX_CACHE: dict[tuple[int, int, bool, str], torch.Tensor] = {}
+_KERNEL_CACHE: dict[tuple[float, str, torch.dtype], torch.Tensor] = {}
+_MATRIX_CACHE: dict[tuple[int, int, str, str], torch.Tensor] = {}
+
+
+def _reflect_index(size: int, radius: int, device: torch.device, reflect_101: bool = False) -> torch.Tensor:
+    """Source indices of a ``radius`` padding on each side of ``size`` samples.
+
+    ``BORDER_REFLECT`` (``fedcba|abcdef|fedcba``) or, with ``reflect_101``, ``BORDER_REFLECT_101``
+    (``fedcb|abcdef|edcba``); reflection repeats when ``radius`` exceeds ``size``, as in OpenCV.
+    """
+    key = (size, radius, reflect_101, str(device))
+    index = _INDEX_CACHE.get(key)
+    if index is None:
+        positions = torch.arange(-radius, size + radius, dtype=torch.int64)
+        if reflect_101:
+            period = max(1, 2 * (size - 1))
+            positions = positions % period
+            index = torch.where(positions >= size, period - positions, positions)
+        else:
+            positions = positions % (2 * size)
+            index = torch.where(positions >= size, 2 * size - 1 - positions, positions)
+        index = index.to(device)
+        _INDEX_CACHE[key] = index
+    return index
+
+
+def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """1-D taps of ``cv2.GaussianBlur(x, (0, 0), sigma)`` for float data (size ``round(8·sigma + 1) | 1``)."""
+    key = (sigma, str(device), dtype)
+    kernel = _KERNEL_CACHE.get(key)
+    if kernel is None:
+        size = int(round(sigma * 8.0 + 1.0)) | 1
+        taps = cv2.getGaussianKernel(size, sigma, cv2.CV_32F).reshape(-1)
+        kernel = torch.from_numpy(np.ascontiguousarray(taps)).to(device=device, dtype=dtype)
+        _KERNEL_CACHE[key] = kernel
+    return kernel
+
+
+def _resample_matrix(src: int, dst: int, mode: str, device: torch.device) -> torch.Tensor:
+    """(dst, src) matrix of OpenCV's 1-D ``INTER_AREA`` (downscale) or ``INTER_LINEAR`` weights."""
+    key = (src, dst, mode, str(device))
+    matrix = _MATRIX_CACHE.get(key)
+    if matrix is not None:
+        return matrix
+    weights = np.zeros((dst, src), dtype=np.float64)
+    scale = src / dst
+    if mode == "area" and scale > 1.0:
+        for out in range(dst):
+            start, stop = out * scale, min((out + 1) * scale, float(src))
+            first, last = int(math.floor(start)), int(math.ceil(stop))
+            for pixel in range(first, min(last, src)):
+                overlap = min(stop, pixel + 1.0) - max(start, float(pixel))
+                if overlap > 1e-9:
+                    weights[out, pixel] = overlap
+            weights[out] /= weights[out].sum()
+    else:  # INTER_LINEAR (and INTER_AREA upscaling, which OpenCV does bilinearly)
+        for out in range(dst):
+            position = (out + 0.5) * scale - 0.5
+            left = int(math.floor(position))
+            frac = position - left
+            if left < 0:
+                left, frac = 0, 0.0
+            if left >= src - 1:
+                left, frac = src - 1, 0.0
+            weights[out, left] += 1.0 - frac
+            if frac > 0.0:
+                weights[out, left + 1] += frac
+    matrix = torch.from_numpy(weights.astype(np.float32)).to(device)
+    _MATRIX_CACHE[key] = matrix
+    return matrix
+
+
+def _descale(value: torch.Tensor) -> torch.Tensor:
+    return (value + _HALF) >> _SHIFT
+
+
+class _Clock:
+    """Per-stage milliseconds: CUDA events (read after the frame's one sync) or ``perf_counter``."""
+
+    def __init__(self, device: torch.device) -> None:
+        self._cuda = device.type == "cuda"
+        self._marks: list[tuple[str, Any]] = []
+        self._start = self._now()
+
+    def _now(self) -> Any:
+        if self._cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        self._marks.append((stage, self._now()))
+
+    def result(self) -> dict[str, float]:
+        """Call after ``TorchOps.synchronize``."""
+        result: dict[str, float] = {}
+        previous = self._start
+        for stage, mark in self._marks:
+            elapsed = previous.elapsed_time(mark) if self._cuda else (mark - previous) * 1e3
+            result[stage] = result.get(stage, 0.0) + float(elapsed)
+            previous = mark
+        return result
+
+
+class TorchOps:
+    """Torch implementation of the primitive set on ``device`` (see ``ivif_ros.core.primitives``).
+
+    The per-shape pinned host buffers are reused across frames; ``finish`` copies results out of
+    them, so returned arrays stay valid.
+    """
+
+    name = "torch"
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self._pinned = self.device.type == "cuda"
+        self._host: dict[tuple, torch.Tensor] = {}
+
+    # ---- frames in and out -----------------------------------------------------------------
+    def frame_context(self) -> torch.inference_mode:
+        """Context of one frame's work: ``torch.inference_mode``."""
+        return torch.inference_mode()
+
+    def clock(self) -> _Clock:
+        return _Clock(self.device)
+
+    def _buffer(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        key = (role, shape, dtype)
+        buffer = self._host.get(key)
+        if buffer is None:
+            buffer = torch.empty(shape, dtype=dtype, pin_memory=self._pinned)
+            self._host[key] = buffer
+        return buffer
+
+    def upload(self, array: np.ndarray, role: str) -> torch.Tensor:
+        """One host→device copy: H×W → (1, 1, H, W), H×W×3 → (1, H, W, 3); uint16 arrives as int32.
+
+        On CUDA the copy goes through the pinned buffer of ``role``, which the next upload of that
+        role overwrites: upload each role once per frame (batches: one role per frame), before
+        ``synchronize``.
+        """
+        is_uint16 = array.dtype == np.uint16
+        if is_uint16:
+            array = array.view(np.int16)
+        elif array.dtype.kind == "f" and array.dtype != np.float32:
+            array = array.astype(np.float32)
+        if not self._pinned:
+            # torch refuses to share read-only memory (zero-copy ROS messages): copy those.
+            tensor = torch.from_numpy(np.array(array, copy=not array.flags.writeable, order="C"))
+        else:
+            host = self._buffer(role, array.shape, torch.from_numpy(np.empty(0, array.dtype)).dtype)
+            host.numpy()[...] = array
+            tensor = host.to(self.device, non_blocking=True)
+        tensor = tensor[None, None] if tensor.ndim == 2 else tensor[None]
+        return tensor.to(torch.int32) & 0xFFFF if is_uint16 else tensor
+
+    def download(self, image: torch.Tensor, role: str) -> torch.Tensor:
+        """Start the device→host copy of a (1, 1, H, W) or (1, H, W, 3) result."""
+        image = image[0, 0] if image.shape[1] == 1 else image[0]
+        if not self._pinned:
+            return image
+        host = self._buffer(role, tuple(image.shape), image.dtype)
+        host.copy_(image.contiguous(), non_blocking=True)
+        return host
+
+    def synchronize(self) -> None:
+        """Wait for the device (once per frame, before ``finish``)."""
+        if self._pinned:
+            torch.cuda.current_stream(self.device).synchronize()
+
+    def finish(self, downloaded: torch.Tensor) -> np.ndarray:
+        """A downloaded result as a numpy array of its own (after ``synchronize``)."""
+        return downloaded.numpy().copy() if self._pinned else downloaded.contiguous().numpy()
+
+    def to_float(self, image: torch.Tensor) -> torch.Tensor:
+        return image.float()
+
+    def is_8bit(self, image: torch.Tensor) -> bool:
+        return image.dtype == torch.uint8
+
+    def integer_levels(self, image: torch.Tensor) -> int | None:
+        """256 for uint8 data, 65536 for uint16 data (uploaded as int32), None for float data."""
+        return {torch.uint8: 256, torch.int32: 65536}.get(image.dtype)
+
+    # ---- scalars (per image, (B, 1, 1, 1)) ---------------------------------------------------
+    def scalar(self, value: Any) -> Any:
+        return value.float() if isinstance(value, torch.Tensor) else value
+
+    def choose(self, condition: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+        if not isinstance(condition, torch.Tensor):
+            return if_true() if condition else if_false()
+        return torch.where(condition, if_true(), if_false())
+
+    def scalar_max(self, value: Any, low: float) -> Any:
+        return value.clamp_min(low) if isinstance(value, torch.Tensor) else max(value, low)
+
+    def scalar_min(self, value: Any, high: float) -> Any:
+        return value.clamp_max(high) if isinstance(value, torch.Tensor) else min(value, high)
+
+    def minmax(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return image.amin(dim=(-2, -1), keepdim=True).double(), image.amax(dim=(-2, -1), keepdim=True).double()
+
+    def mean(self, image: torch.Tensor) -> torch.Tensor:
+        return image.mean(dim=(-2, -1), keepdim=True)
+
+    def percentiles(self, image: torch.Tensor, percents: Sequence[float], step: int = 1) -> list[torch.Tensor]:
+        """``np.percentile`` (linear, float64) of ``image[..., ::step, ::step]`` per frame."""
+        sample = image[..., ::step, ::step].reshape(image.shape[0], -1).double()
+        levels = torch.tensor([p / 100.0 for p in percents], dtype=torch.float64, device=image.device)
+        bounds = torch.quantile(sample, levels, dim=-1)  # (k, B)
+        return [bound.view(-1, 1, 1, 1) for bound in bounds]
+
+    def histogram_percentiles(self, image: torch.Tensor, percents: Sequence[float]) -> list[torch.Tensor]:
+        """Integer percentiles from the per-frame histogram (first level reaching the count)."""
+        levels = self.integer_levels(image)
+        batch = image.shape[0]
+        flat = image.reshape(batch, -1).long() + torch.arange(batch, device=image.device)[:, None] * levels
+        counts = torch.zeros(batch * levels, dtype=torch.float64, device=image.device)
+        counts.index_add_(0, flat.reshape(-1), torch.ones(flat.numel(), dtype=torch.float64, device=image.device))
+        cumulative = torch.cumsum(counts.view(batch, levels), dim=-1)
+        # total * p / 100 in float64, as the numpy path computes it
+        targets = cumulative[:, -1:] * torch.tensor(list(percents), dtype=torch.float64, device=image.device) / 100.0
+        bounds = torch.searchsorted(cumulative, targets.contiguous(), side="left").double()  # (B, k)
+        return [bounds[:, k].view(-1, 1, 1, 1) for k in range(len(percents))]
+
+    # ---- pixel-wise ------------------------------------------------------------------------
+    def zeros_like(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(image, dtype=torch.float32)
+
+    def ones_like(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(image, dtype=torch.float32)
+
+    def clip(self, image: torch.Tensor, low: float, high: float, inplace: bool = False) -> torch.Tensor:
+        return image.clamp_(low, high) if inplace else image.clamp(low, high)
+
+    def clip_min(self, image: torch.Tensor, low: float) -> torch.Tensor:
+        return image.clamp_min(low)
+
+    def maximum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(a, b)
+
+    def abs(self, image: torch.Tensor) -> torch.Tensor:
+        return image.abs()
+
+    def log(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.log(image)
+
+    def exp(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.exp(image)
+
+    def sigmoid(self, values: torch.Tensor) -> torch.Tensor:
+        """``1 / (1 + exp(-x))`` with x clipped to ±30."""
+        return torch.sigmoid(values.clamp(-30.0, 30.0))
+
+    # ---- neighbourhoods --------------------------------------------------------------------
+    def box_mean(self, image: torch.Tensor, radius: int) -> torch.Tensor:
+        """Mean over the (2r+1)² box with OpenCV's ``BORDER_REFLECT``, for (..., H, W)."""
+        height, width = image.shape[-2:]
+        size = 2 * radius + 1
+        rows = image.index_select(-2, _reflect_index(height, radius, image.device))
+        flat = rows.reshape(-1, 1, height + 2 * radius, width)
+        mean = F.avg_pool2d(flat, (size, 1), stride=1)
+        mean = mean.index_select(-1, _reflect_index(width, radius, image.device))
+        mean = F.avg_pool2d(mean, (1, size), stride=1)
+        return mean.reshape(image.shape)
+
+    def gaussian_blur(self, image: torch.Tensor, sigma: float) -> torch.Tensor:
+        """``cv2.GaussianBlur(image, (0, 0), sigma)`` (``BORDER_REFLECT_101``) for (..., H, W)."""
+        height, width = image.shape[-2:]
+        kernel = _gaussian_kernel(float(sigma), image.device, image.dtype)
+        radius = kernel.numel() // 2
+        flat = image.reshape(-1, 1, height, width)
+        flat = flat.index_select(-2, _reflect_index(height, radius, image.device, reflect_101=True))
+        flat = F.conv2d(flat, kernel.view(1, 1, -1, 1))
+        flat = flat.index_select(-1, _reflect_index(width, radius, image.device, reflect_101=True))
+        flat = F.conv2d(flat, kernel.view(1, 1, 1, -1))
+        return flat.reshape(image.shape)
+
+    def _burt_filter(self, image: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+        """Separable 5-tap filter with ``BORDER_REFLECT_101`` for (..., H, W)."""
+        height, width = image.shape[-2:]
+        flat = image.reshape(-1, 1, height, width)
+        flat = flat.index_select(-2, _reflect_index(height, 2, image.device, reflect_101=True))
+        flat = F.conv2d(flat, taps.view(1, 1, -1, 1))
+        flat = flat.index_select(-1, _reflect_index(width, 2, image.device, reflect_101=True))
+        flat = F.conv2d(flat, taps.view(1, 1, 1, -1))
+        return flat.reshape(image.shape)
+
+    def pyr_down(self, image: torch.Tensor) -> torch.Tensor:
+        """``cv2.pyrDown`` of (..., H, W): 5-tap [1 4 6 4 1]/16 blur, every other row and column."""
+        taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=image.dtype, device=image.device) / 16.0
+        return self._burt_filter(image, taps)[..., ::2, ::2]
+
+    def pyr_up(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``cv2.pyrUp`` of (..., h, w) to ``size`` = (height, width) (at most 2h×2w): zeros between
+        the samples, the 5-tap kernel ×2 per axis over 2h×2w, cropped to ``size``."""
+        taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=image.dtype, device=image.device) / 8.0
+        height, width = image.shape[-2:]
+        spread = image.new_zeros((*image.shape[:-2], 2 * height, 2 * width))  # OpenCV expands to 2h×2w, then crops
+        spread[..., ::2, ::2] = image
+        return self._burt_filter(spread, taps)[..., : size[0], : size[1]].contiguous()
+
+    def where(self, condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
+        """Per pixel ``if_true`` where ``condition`` holds, else ``if_false``."""
+        return torch.where(condition, if_true, if_false)
+
+    def resize(self, image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+        """OpenCV-compatible resize of (..., H, W) to ``size`` = (height, width), ``"area"`` or ``"linear"``."""
+        height, width = image.shape[-2:]
+        if (height, width) == tuple(size):
+            return image
+        rows = _resample_matrix(height, size[0], mode, image.device).to(image.dtype)
+        cols = _resample_matrix(width, size[1], mode, image.device).to(image.dtype)
+        return rows @ image @ cols.t()
+
+    def accumulate_windows(self, values: torch.Tensor, window: int, stride: int, shape: tuple[int, int]) -> torch.Tensor:
+        """Each window's value added to every pixel it covers, for (B, 1, nh, nw) values."""
+        if window % stride:
+            raise ValueError(f"window {window} must be a multiple of stride {stride}")
+        blocks = window // stride
+        padded = F.pad(values, (blocks - 1,) * 4)
+        sums = F.avg_pool2d(padded, blocks, stride=1) * float(blocks * blocks)
+        covered = sums.repeat_interleave(stride, dim=-2).repeat_interleave(stride, dim=-1)
+        height, width = shape
+        covered = covered[..., :height, :width]
+        pad_bottom, pad_right = height - covered.shape[-2], width - covered.shape[-1]
+        if pad_bottom or pad_right:
+            covered = F.pad(covered, (0, pad_right, 0, pad_bottom), mode="replicate")
+        return covered
+
+    # ---- detector --------------------------------------------------------------------------
+    def detect(self, backend: Any, visible: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
+        """Window scores (B, 1, nh, nw) through ``backend.forward_tensor`` (device backends stay on the device)."""
+        pair = torch.cat([visible, thermal], dim=1) * (1.0 / 255.0)
+        return backend.forward_tensor(pair).to(self.device)
+
+    # ---- colour ----------------------------------------------------------------------------
+    def luma(self, visible: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(Y float32 (B, 1, H, W), colour state) of (B, H, W, 3) BGR or (B, 1, H, W) gray uint8 frames.
+
+        Y is bit-exact with OpenCV's ``COLOR_BGR2YCrCb``.
+        """
+        if visible.shape[1] == 1:
+            return visible.float(), None
+        pixels = visible.to(torch.int32)
+        luma = _descale(pixels[..., 2] * _R2Y + pixels[..., 1] * _G2Y + pixels[..., 0] * _B2Y)
+        return luma[:, None].float(), visible
+
+    def merge_luma(self, state: Any, luminance: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) BGR with ``luminance`` as Y and the visible chroma (bit-exact with OpenCV), or gray."""
+        if state is None:
+            return self.to_uint8(luminance)
+        pixels = state.to(torch.int32)
+        blue, green, red = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        luma = _descale(red * _R2Y + green * _G2Y + blue * _B2Y)
+        cr = _descale((red - luma) * _CR + (128 << _SHIFT)).clamp(0, 255) - 128
+        cb = _descale((blue - luma) * _CB + (128 << _SHIFT)).clamp(0, 255) - 128
+        new_luma = (luminance[:, 0] + 0.5).clamp(0.0, 255.0).to(torch.int32)
+        out = torch.stack(
+            [
+                new_luma + _descale(cb * _CB2B),
+                new_luma + _descale(cb * _CB2G + cr * _CR2G),
+                new_luma + _descale(cr * _CR2R),
+            ],
+            dim=-1,
+        )
+        return out.clamp_(0, 255).to(torch.uint8)
+
+    def to_uint8(self, image: torch.Tensor) -> torch.Tensor:
+        return (image + 0.5).clamp(0.0, 255.0).to(torch.uint8)
