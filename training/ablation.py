@@ -21,6 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ivif_ros.core.errors import FusionInputError
+from ivif_ros.data import data_root, find_pairs, read_image
+
 from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics, target_retention
 from .report import mean_ranks, parse_reference_tables, replace_markdown_section
 
@@ -61,8 +64,6 @@ def _init_worker(overrides: dict[str, object]) -> None:
 
 
 def _score_pair(paths: tuple[Path, Path]) -> tuple[dict[str, float], float]:
-    from ivif_ros.core.io import read_image
-
     infrared, visible = read_image(paths[0], "ir"), read_image(paths[1], "vis")
     result = _PIPELINE(infrared, visible)
     scores = compute_metrics(infrared, visible, result.fused)
@@ -71,8 +72,8 @@ def _score_pair(paths: tuple[Path, Path]) -> tuple[dict[str, float], float]:
 
 
 def _dataset_pairs(root: Path, name: str, step: int) -> list[tuple[Path, Path]]:
-    names = sorted(p.name for p in (root / name / "ir").iterdir())[::step]
-    return [(root / name / "ir" / n, root / name / "vis" / n) for n in names if (root / name / "vis" / n).exists()]
+    pairs, _ = find_pairs(root / name)
+    return [(pair.ir, pair.vis) for pair in pairs[::step]]
 
 
 def run_ablation(
@@ -122,7 +123,7 @@ def _markdown(results, reference) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ablation and write a Markdown table."""
     parser = argparse.ArgumentParser(prog="ivif-ablation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="dataset root with <set>/ir and <set>/vis")
+    parser.add_argument("--data", type=Path, help="dataset root holding the sets (default: $IVIF_DATA, ../shared/data)")
     parser.add_argument("--sets", default="msrs,roadscene", help="comma-separated sets (tuning sets only: msrs,roadscene)")
     parser.add_argument("--roadscene-step", type=int, default=5, help="use every N-th roadscene pair (221 pairs in all)")
     parser.add_argument("--reference-table", type=Path, help="peer-reference.md to rank against")
@@ -131,12 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--benchmarks-md", type=Path, help="also replace the '## Ablation' section of this file")
     args = parser.parse_args(argv)
     sets = [s for s in args.sets.split(",") if s]
-    missing = [s for s in sets if not (args.data / s / "ir").is_dir()]
+    try:
+        data = data_root(args.data)
+    except FusionInputError as error:
+        print(f"ivif-ablation: {error}", file=sys.stderr)
+        return 1
+    missing = [s for s in sets if data is None or not (data / s).is_dir()]
     if missing:
-        print(f"ivif-ablation: no dataset {missing} under {args.data} (skip: data not present)", file=sys.stderr)
-        return 2
+        print(f"ivif-ablation: no dataset {missing} under {data} (skip: data not present)", file=sys.stderr)
+        return 1
     reference = parse_reference_tables(args.reference_table.read_text()) if args.reference_table else {}
-    results = run_ablation(args.data, sets, LEVERS, {"roadscene": args.roadscene_step}, args.workers)
+    results = run_ablation(data, sets, LEVERS, {"roadscene": args.roadscene_step}, args.workers)
     command = "python3 -m ivif_ros.training.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
     body = (f"## Ablation\n\nRegenerate with `{command}`. Tuning sets only (msrs, roadscene); llvip was never "
             "used to choose parameters.\n\n" + _markdown(results, reference))

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ivif_ros.data import to_single_channel
 from ivif_ros.training.metrics import to_gray_u8
 
 __all__ = [
@@ -79,12 +80,10 @@ def _split_inputs(infrared: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray
     infrared_y = to_gray_u8(infrared).astype(np.float64)
     visible = np.asarray(visible)
     if visible.ndim == 3 and visible.shape[2] == 3:
-        if np.array_equal(visible[:, :, 0], visible[:, :, 1]) and np.array_equal(visible[:, :, 1], visible[:, :, 2]):
-            visible_ycrcb = None
-            visible_y = visible[:, :, 0].astype(np.float64)
-        else:
-            visible_ycrcb = cv2.cvtColor(visible, cv2.COLOR_BGR2YCrCb)
-            visible_y = visible_ycrcb[:, :, 0].astype(np.float64)
+        visible = to_single_channel(visible, convert_colour=False)
+    if visible.ndim == 3 and visible.shape[2] == 3:
+        visible_ycrcb = cv2.cvtColor(visible, cv2.COLOR_BGR2YCrCb)
+        visible_y = visible_ycrcb[:, :, 0].astype(np.float64)
     elif visible.ndim == 2:
         visible_ycrcb = None
         visible_y = visible.astype(np.float64)

@@ -26,13 +26,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ivif_ros import data
+from ivif_ros.core.errors import FusionInputError
+
 __all__ = [
     "DatasetConfig", "DatasetError", "PatchDataset", "block_features", "list_images", "make_dataset",
     "manifest_hash", "split_sources", "main",
 ]
 
 FORMAT = "ivif-blur-pairs/1"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 BLOCK = 32
 
 
@@ -101,9 +103,9 @@ def list_images(src: str | Path) -> list[Path]:
     root = Path(src)
     if not root.is_dir():
         raise DatasetError(f"{root}: source folder not found")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = data.list_images(root)
     if not paths:
-        raise DatasetError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DatasetError(f"{root}: no images ({', '.join(data.IMAGE_SUFFIXES)})")
     return paths
 
 
@@ -272,7 +274,10 @@ def _make_split(name: str, paths: list[Path], samples: int, cfg: DatasetConfig, 
     sources, produced = [], 0
     bar = tqdm(total=samples, desc=f"{name:5s}", unit="patch", disable=not progress, dynamic_ncols=True)
     for i, path in enumerate(paths):
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        try:
+            gray = data.read_image(path, "gray")
+        except FusionInputError:
+            gray = None
         record = {"name": path.name, "path": str(path)}
         due = (target_blocks * (i + 1)) // len(paths) - produced  # carries any earlier shortfall forward
         if gray is None or min(gray.shape) < BLOCK:
@@ -467,11 +472,17 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.pop("quiet")
     args["kernels"] = tuple(args["kernels"])
     args["aug_sigma"] = tuple(args["aug_sigma"]) if args["aug_sigma"] else None
+    config = DatasetConfig(**args)
     try:
-        manifest = make_dataset(DatasetConfig(**args), progress=not quiet)
+        config.validate()
     except DatasetError as exc:
         print(f"ivif-make-dataset: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        manifest = make_dataset(config, progress=not quiet)
+    except DatasetError as exc:
+        print(f"ivif-make-dataset: error: {exc}", file=sys.stderr)
+        return 1
     for name, split in manifest["splits"].items():
         note = f" (short by {split['shortfall']})" if split["shortfall"] else ""
         print(f"{name}: {split['samples']} patches from {split['images']} images{note}")

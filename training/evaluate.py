@@ -21,9 +21,8 @@ shown beside the 11 metrics and not part of the mean rank.
 
 Methods: ``default`` and ``seed`` (``FusionPipeline`` modes), ``mean``, ``max``, ``lp``, ``gff``
 (:mod:`ivif_ros.training.baselines`) and ``--external NAME=DIR`` folders of fused images
-(matched by file stem). Dataset folders hold ``ir/`` and ``vis/`` (also ``vi/``, ``visible/``)
-with matching names, or TNO-style ``IR{k}.*`` / ``VIS{k}.*`` files (in one folder or in the two
-sub-folders).
+(matched by file stem). Dataset folders use any layout of :mod:`ivif_ros.data` (``ir/`` + ``vis/``,
+MSRS, LLVIP, RoadScene, TNO-style ``IR{k}.*`` / ``VIS{k}.*`` files, ...).
 
 Sizes: by default every pair is scored at the visible frame's native size (an infrared frame of
 another size is resized to it). ``--size N`` reproduces the paper's protocol: both sources are
@@ -60,22 +59,21 @@ import cv2
 import numpy as np
 
 from ivif_ros.backends.choice import DetectorChoice, add_detector_arguments
+from ivif_ros.cli.dependencies import optional
 from ivif_ros.cli.options import add_set_argument
 from ivif_ros.core.config import FusionConfig
 from ivif_ros.core.errors import FusionInputError
 from ivif_ros.core.settings import parse_assignments
+from ivif_ros.data import find_pairs, list_images, natural_key, read_image
 from ivif_ros.training import report
 from ivif_ros.training.baselines import BASELINES
-from ivif_ros.training.metrics import METRIC_NAMES, UNRANKED_NAMES, compute_metrics, sequence_flicker, target_retention, to_gray_u8
+from ivif_ros.training.metrics import METRIC_NAMES, UNRANKED_NAMES, compute_metrics, sequence_flicker, target_retention
 
-__all__ = ["PairJob", "EvalSettings", "dataset_pairs", "evaluate_pair", "run", "main"]
+__all__ = ["PairJob", "EvalSettings", "evaluate_pair", "run", "main"]
 
 PIPELINE_MODES = ("default", "seed")
 KNOWN_METHODS = (*PIPELINE_MODES, *BASELINES)
 DEFAULT_METHODS = ("default", "seed", "mean", "max", "lp", "gff", "liu2017", "hmsd_gf")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
-_IR_DIR_NAMES = ("ir", "infrared", "thermal", "lwir")
-_VIS_DIR_NAMES = ("vis", "vi", "visible", "rgb")
 
 
 @dataclass(frozen=True)
@@ -113,66 +111,12 @@ class PairOutcome:
 # ---------------------------------------------------------------------------------------------
 # Finding pairs
 # ---------------------------------------------------------------------------------------------
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _child(folder: Path, names: Sequence[str]) -> Path | None:
-    by_lower = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}
-    return next((by_lower[name] for name in names if name in by_lower), None)
-
-
 _TNO_RE = re.compile(r"^(?P<role>ir|vis)(?P<key>.+)$", re.IGNORECASE)
-
-
-def _tno_index(files: Sequence[Path], role: str) -> dict[str, Path]:
-    indexed = {}
-    for path in files:
-        match = _TNO_RE.match(path.stem)
-        if match and match.group("role").lower() == role:
-            indexed[match.group("key").lstrip("_-")] = path
-    return indexed
-
-
-def dataset_pairs(folder: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-    """Match the infrared/visible pairs of a dataset folder.
-
-    Layouts: ``ir/`` + ``vis/`` (or ``vi/``, ``visible/``) with equal file stems; the same two
-    folders with TNO names ``IR{k}`` / ``VIS{k}``; or TNO names side by side in ``folder``.
-
-    Returns:
-        (pairs as (name, infrared path, visible path) sorted by name, unmatched-file problems).
-        TNO pairs are named by their key ``k``.
-
-    Raises:
-        FileNotFoundError: ``folder`` is not a directory or holds no recognisable layout.
-    """
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    ir_dir, vis_dir = _child(folder, _IR_DIR_NAMES), _child(folder, _VIS_DIR_NAMES)
-    if ir_dir is not None and vis_dir is not None:
-        ir_files = {p.stem: p for p in _image_files(ir_dir)}
-        vis_files = {p.stem: p for p in _image_files(vis_dir)}
-        if not set(ir_files) & set(vis_files):
-            ir_files, vis_files = _tno_index(list(ir_files.values()), "ir"), _tno_index(list(vis_files.values()), "vis")
-    else:
-        files = _image_files(folder)
-        ir_files, vis_files = _tno_index(files, "ir"), _tno_index(files, "vis")
-        if not ir_files and not vis_files:
-            raise FileNotFoundError(f"{folder}: expected ir/ and vis/ folders or IR{{k}}/VIS{{k}} files")
-    names = sorted(set(ir_files) & set(vis_files), key=_natural_key)
-    problems = [f"{ir_files[k]}: no visible partner" for k in sorted(set(ir_files) - set(vis_files))]
-    problems += [f"{vis_files[k]}: no infrared partner" for k in sorted(set(vis_files) - set(ir_files))]
-    return [(name, ir_files[name], vis_files[name]) for name in names], problems
-
-
-def _natural_key(name: str) -> list[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _external_index(folder: Path) -> dict[str, Path]:
     indexed = {}
-    for path in _image_files(folder):
+    for path in list_images(folder, recursive=False):
         indexed[path.stem.lower()] = path
         match = _TNO_RE.match(path.stem)
         if match:
@@ -212,18 +156,12 @@ def _pipeline(mode: str):
 
 
 def _read(path: Path, role: str) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
+    image = read_image(path, role)
     if image.dtype != np.uint8:
         # 16-bit or float frames: min–max to 8 bits (metrics and baselines work on 0..255).
         values = image.astype(np.float64)
         low, high = float(values.min()), float(values.max())
         image = np.zeros(values.shape, np.uint8) if high <= low else np.floor((values - low) * 255.0 / (high - low) + 0.5).astype(np.uint8)
-    if role == "ir" and image.ndim == 3:
-        image = to_gray_u8(image)
     return image
 
 
@@ -314,7 +252,7 @@ def _parse_external(values: Sequence[str]) -> list[tuple[str, Path]]:
         if not sep or not name or not folder:
             raise ValueError(f"--external expects NAME=DIR, got {value!r}")
         if not Path(folder).is_dir():
-            raise ValueError(f"--external {name}: {folder} is not a folder")
+            raise FileNotFoundError(f"--external {name}: {folder} is not a folder")
         external.append((name, Path(folder)))
     return external
 
@@ -346,6 +284,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"ivif-eval: {error}", file=sys.stderr)
         return 2
+    except FileNotFoundError as error:
+        print(f"ivif-eval: {error}", file=sys.stderr)
+        return 1
     try:
         overrides = parse_assignments(FusionConfig, args.overrides)
         overrides.pop("mode", None)  # the methods name the modes
@@ -366,10 +307,10 @@ def run(args: argparse.Namespace) -> int:
     for folder_name in args.datasets:
         folder = Path(folder_name)
         try:
-            pairs, found_problems = dataset_pairs(folder)
-        except FileNotFoundError as error:
+            pairs, found_problems = find_pairs(folder)
+        except FusionInputError as error:
             print(f"ivif-eval: {error}", file=sys.stderr)
-            return 2
+            return 1
         problems += found_problems
         dataset = folder.resolve().name
         datasets.append(dataset)
@@ -392,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         print("ivif-eval: no pairs found", file=sys.stderr)
         return 1
     rows, grids = _execute(jobs, settings, args.workers, problems)
-    rows.sort(key=lambda row: (datasets.index(str(row["dataset"])), _natural_key(str(row["pair"])), str(row["method"])))
+    rows.sort(key=lambda row: (datasets.index(str(row["dataset"])), natural_key(str(row["pair"])), str(row["method"])))
     _write_csv(rows, out / "per_pair.csv")
     labels = [seed_label(args.seed_max_side) if m == "seed" else m for m in methods] + [n for n, _ in external]
     reference = report.parse_reference_tables(Path(args.reference_table).read_text()) if args.reference_table else {}
@@ -468,7 +409,7 @@ def sequence_section(
     """
     from ivif_ros.backends.choice import create_pipeline
 
-    pairs, _problems = dataset_pairs(folder)
+    pairs, _problems = find_pairs(folder)
     pairs = pairs[:limit]
     if len(pairs) < 2:
         return f"### Sequence {folder.name}\n\nFewer than two frames in {folder}; no flicker measured.\n"
@@ -568,11 +509,12 @@ def _results_markdown(
                 "",
                 report.markdown_table(merged, show_seconds=False, mark=ours),
             ]
-        plot = out / "plots" / f"{dataset}_metrics.png"
-        report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
-        lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
+        if getattr(args, "plots", True):
+            plot = out / "plots" / f"{dataset}_metrics.png"
+            report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
+            lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
     for dataset, name, grid in grids:
-        path = out / "grids" / f"{dataset}_{name}.png"
+        path = out / "grids" / f"{dataset}_{name.replace('/', '_')}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), grid)
     if grids:
@@ -621,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv_for_report = argv
+    args.plots = optional("ivif-eval", "bar charts (plots/*.png)", ("matplotlib",))
     for name in ("size", "limit", "seed_limit", "seed_max_side"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ivif_ros.backends.onnx_backend import INPUT_NAME, OUTPUT_NAME
 from ivif_ros.backends.onnx_backend import export_onnx as export_dense_onnx
+from ivif_ros.cli.dependencies import require
 from ivif_ros.models import ModelError, load_model, save_model
 
 __all__ = ["export_onnx", "onnx_parity", "main"]
@@ -95,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """``ivif-export``: write safetensors (+ ONNX) for a trained detector. Returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.onnx:
+        require("ivif-export", "the ONNX export (--no-onnx skips it)", ("onnx",))
     try:
         net, info = load_model(args.weights, **({"stride": args.stride} if args.stride else {}))
         from safetensors import safe_open
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
     except (ModelError, ValueError, OSError) as exc:
         print(f"ivif-export: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     for path in written:
         print(f"wrote {path}")
     return 0

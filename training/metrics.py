@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ivif_ros.data import to_single_channel
+
 __all__ = [
     "METRIC_NAMES",
     "HIGHER_IS_BETTER",
@@ -74,16 +76,13 @@ def to_gray_u8(image: np.ndarray) -> np.ndarray:
         ValueError: if the array is not 2-D or 3-D with 1 or 3 channels, or holds NaN.
     """
     array = np.asarray(image)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
+    if array.ndim == 3 and array.shape[2] in (1, 3):
+        array = to_single_channel(array, convert_colour=False)
     if array.ndim == 3 and array.shape[2] == 3:
         blue, green, red = array[:, :, 0], array[:, :, 1], array[:, :, 2]
-        if np.array_equal(blue, green) and np.array_equal(green, red):
-            array = blue
-        else:
-            weights_r, weights_g, weights_b = _LUMA_WEIGHTS_RGB
-            luma = weights_r * red.astype(np.float64) + weights_g * green + weights_b * blue
-            return np.clip(np.floor(luma + 0.5), 0, 255).astype(np.uint8)
+        weights_r, weights_g, weights_b = _LUMA_WEIGHTS_RGB
+        luma = weights_r * red.astype(np.float64) + weights_g * green + weights_b * blue
+        return np.clip(np.floor(luma + 0.5), 0, 255).astype(np.uint8)
     if array.ndim != 2:
         raise ValueError(f"expected an H×W or H×W×3 image, got shape {array.shape}")
     if array.dtype == np.uint8:

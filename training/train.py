@@ -448,7 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"weights": info.path, "data": cfg.data, **evaluate(net, data, torch.device("cpu"))}))
             return 0
         summary = train(cfg, argv)
-    except (DatasetError, ModelError, ValueError, OSError) as exc:
+    except (DatasetError, ModelError, OSError) as exc:
+        print(f"ivif-train: error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a bad option or configuration value
         print(f"ivif-train: error: {exc}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

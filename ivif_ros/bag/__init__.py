@@ -5,7 +5,7 @@ Uses the ``rosbags`` library (no ``ros2 bag`` or rosbag2 C++ needed). ``player``
 """
 
 from .errors import BagError
-from .layout import ImagePair, detect_layout, find_image_pairs
+from .layout import ImagePair, find_image_pairs
 from .writer import MakeOptions, MakeSummary, make_bag
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "ImagePair",
     "MakeOptions",
     "MakeSummary",
-    "detect_layout",
     "find_image_pairs",
     "make_bag",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ivif_ros import topics
 from ivif_ros.backends.choice import DetectorChoice
 from ivif_ros.ros.conversions import ConversionError, array_to_image, to_bgr
 
@@ -63,12 +64,12 @@ class FuseOptions:
         version: Output rosbag2 metadata version.
     """
 
-    thermal_topic: str = "thermal/image_raw"
-    rgb_topic: str = "rgb/image_raw"
+    thermal_topic: str = topics.THERMAL_TOPIC
+    rgb_topic: str = topics.RGB_TOPIC
     slop_ms: float = 20.0
-    fused_topic: str = "fused/image"
-    weights_topic: str = "weight_map/image"
-    colored_topic: str = "weight_map/colored"
+    fused_topic: str = topics.FUSED_TOPIC
+    weights_topic: str = topics.WEIGHTS_TOPIC
+    colored_topic: str = topics.COLORED_TOPIC
     colored: bool = False
     copy_inputs: bool = False
     limit: int | None = None

@@ -18,10 +18,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ivif_ros import topics
+from ivif_ros.core.errors import FusionInputError
+from ivif_ros.data import ImagePair, read_image
 from ivif_ros.ros.conversions import ConversionError, array_to_image
 
 from .errors import BagError
-from .layout import ImagePair
 from .storage import CAMERA_INFO_TYPE, IMAGE_TYPE, bag_writer, default_qos, normalize_topic, typestore
 
 __all__ = ["MakeOptions", "MakeSummary", "camera_info_topic", "load_thermal", "load_visible", "make_bag"]
@@ -56,8 +58,8 @@ class MakeOptions:
     offset_ms: float = 0.0
     start_ns: int | None = None
     seed: int = 0
-    thermal_topic: str = "thermal/image_raw"
-    rgb_topic: str = "rgb/image_raw"
+    thermal_topic: str = topics.THERMAL_TOPIC
+    rgb_topic: str = topics.RGB_TOPIC
     thermal_frame: str = "thermal_camera"
     rgb_frame: str = "rgb_camera"
     rgb_encoding: str = "bgr8"
@@ -123,18 +125,10 @@ def load_thermal(path: Path) -> np.ndarray:
     Raises:
         BagError: The file cannot be decoded or has an unsupported depth.
     """
-    image = _read(path)
+    image = _read(path, "ir")
     if image.dtype not in (np.uint8, np.uint16):
         raise BagError(f"thermal image {path} has unsupported dtype {image.dtype} (need 8 or 16 bit)")
-    if image.ndim == 3:
-        image = image[:, :, :3]
-        if image.shape[2] == 1:
-            image = image[:, :, 0]
-        elif np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 0], image[:, :, 2]):
-            image = image[:, :, 0]
-        else:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return np.ascontiguousarray(image)
+    return image
 
 
 def load_visible(path: Path) -> np.ndarray:
@@ -149,7 +143,7 @@ def load_visible(path: Path) -> np.ndarray:
     Raises:
         BagError: The file cannot be decoded or is not 8-bit.
     """
-    image = _read(path)
+    image = _read(path, "vis")
     if image.dtype != np.uint8:
         raise BagError(f"visible image {path} has dtype {image.dtype}, need 8-bit")
     if image.ndim == 2:
@@ -157,11 +151,11 @@ def load_visible(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, :3])
 
 
-def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise BagError(f"cannot read image {path}")
-    return image
+def _read(path: Path, role: str) -> np.ndarray:
+    try:
+        return read_image(path, role)
+    except FusionInputError as error:
+        raise BagError(f"cannot read image {error}") from None
 
 
 def camera_info_topic(image_topic: str) -> str:

@@ -8,7 +8,8 @@ Subcommands (``ivif-bag SUBCOMMAND --help`` for the options):
 - ``fuse``: fuse every pair of a bag offline into a new bag plus a per-frame timing CSV.
 - ``info``: list a bag's topics, types, counts and duration.
 
-Errors print one line on stderr and exit with status 1 (130 on Ctrl-C).
+Errors print one line on stderr and exit with status 1; an option value out of range exits with
+status 2 (usage), Ctrl-C with 130.
 """
 
 from __future__ import annotations
@@ -20,18 +21,34 @@ import threading
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
+from ivif_ros import topics
 from ivif_ros.backends.choice import add_detector_arguments
 from ivif_ros.bag.errors import BagError
+from ivif_ros.cli.dependencies import ROS_MODULES, require
 
 __all__ = ["command_fuse", "command_info", "command_make", "command_play", "main"]
 
 PROG = "ivif-bag"
 
 
-def _error(message: str) -> int:
+class UsageError(BagError):
+    """An option value is rejected before any work starts (exit status 2)."""
+
+
+def _error(message: str, status: int = 1) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 1
+    return status
+
+
+def _checked(options: Any) -> Any:
+    """``options`` after its ``check()``; a rejected value becomes a :class:`UsageError`."""
+    try:
+        options.check()
+    except BagError as exc:
+        raise UsageError(str(exc)) from None
+    return options
 
 
 def command_make(
@@ -74,16 +91,15 @@ def command_make(
         print(f"{len(problems)} unpaired file(s) ignored, e.g. {problems[0]}", file=sys.stderr)
     if limit is not None:
         if limit < 1:
-            raise BagError(f"--limit must be >= 1, got {limit}")
+            raise UsageError(f"--limit must be >= 1, got {limit}")
         pairs = pairs[:limit]
     start_ns = None
     if start_time is not None:
         try:
             start_ns = int(Decimal(start_time) * 1_000_000_000)
         except InvalidOperation:
-            raise BagError(f"--start-time must be seconds since the epoch, got {start_time!r}") from None
-    make_options = MakeOptions(start_ns=start_ns, **options)  # type: ignore[arg-type]
-    make_options.check()  # before the progress bar, so a bad option prints one clean line
+            raise UsageError(f"--start-time must be seconds since the epoch, got {start_time!r}") from None
+    make_options = _checked(MakeOptions(start_ns=start_ns, **options))  # before the progress bar
     with tqdm(total=len(pairs), unit="pair", desc="make", disable=not progress) as bar:
         summary = make_bag(pairs, output, make_options, overwrite=overwrite, progress=bar.update)
     counts = ", ".join(f"{topic} {count}" for topic, count in summary.topics.items())
@@ -107,7 +123,7 @@ def command_play(bag: Path, **options: object) -> int:
     """
     from ivif_ros.bag.player import PlayOptions, play_bag
 
-    play_options = PlayOptions(**options)  # type: ignore[arg-type]
+    play_options = _checked(PlayOptions(**options))
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # stop cleanly, like Ctrl-C
     try:
@@ -152,7 +168,7 @@ def command_fuse(
     options["detector"] = detector.for_mode(str(options.get("mode", "default")), options.pop("model", None))  # type: ignore[arg-type]
     bag = Path(bag)
     output = output or bag.with_name(bag.name.removesuffix(".mcap").removesuffix(".db3") + "_fused")
-    fuse_options = FuseOptions(**options)  # type: ignore[arg-type]
+    fuse_options = _checked(FuseOptions(**options))
     summary = fuse_bag(bag, output, fuse_options, csv_path=csv, overwrite=overwrite, progress=progress)
     for problem in summary.problems[:3]:
         print(f"skipped {problem}", file=sys.stderr)
@@ -192,8 +208,8 @@ def command_info(bag: Path) -> int:
 
 
 def _add_topic_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--thermal-topic", default="thermal/image_raw", help="thermal image topic (%(default)s)")
-    parser.add_argument("--rgb-topic", default="rgb/image_raw", help="RGB image topic (%(default)s)")
+    parser.add_argument("--thermal-topic", default=topics.THERMAL_TOPIC, help="thermal image topic (%(default)s)")
+    parser.add_argument("--rgb-topic", default=topics.RGB_TOPIC, help="RGB image topic (%(default)s)")
 
 
 def _add_output_args(parser: argparse.ArgumentParser) -> None:
@@ -257,10 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--slop-ms", type=float, default=20.0,
         help="largest stamp difference of a pair, ms (%(default)s, the node's slop)",
     )
-    fuse.add_argument("--fused-topic", default="fused/image", help="output fused topic (%(default)s)")
-    fuse.add_argument("--weights-topic", default="weight_map/image", help="output 32FC1 weight topic (%(default)s)")
+    fuse.add_argument("--fused-topic", default=topics.FUSED_TOPIC, help="output fused topic (%(default)s)")
+    fuse.add_argument("--weights-topic", default=topics.WEIGHTS_TOPIC, help="output 32FC1 weight topic (%(default)s)")
     fuse.add_argument("--colored", action="store_true", help="also write the colour-mapped weights")
-    fuse.add_argument("--colored-topic", default="weight_map/colored", help="colour weight topic (%(default)s)")
+    fuse.add_argument("--colored-topic", default=topics.COLORED_TOPIC, help="colour weight topic (%(default)s)")
     fuse.add_argument("--copy-inputs", action="store_true", help="copy the input topics into the output bag")
     fuse.add_argument("--limit", type=int, help="fuse only the first N pairs")
     fuse.add_argument("--mode", choices=("default", "seed"), default="default", help="pipeline mode (%(default)s)")
@@ -285,11 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 on success, 1 on an error (one line on stderr), 130 on Ctrl-C.
     """
     args = vars(build_parser().parse_args(argv))
+    if args["command"] == "play":
+        require(PROG, "play (DDS publishing)", ROS_MODULES)
     command = _COMMANDS[args.pop("command")]
     if "topics" in args:
         args["topics"] = tuple(args["topics"])
     try:
         return command(**args)
+    except UsageError as exc:
+        return _error(str(exc), status=2)
     except BagError as exc:
         return _error(str(exc))
     except OSError as exc:

@@ -183,9 +183,9 @@ def _load_pairs(size: tuple[int, int], data: Sequence[str] | None, count: int) -
         from ivif_ros.core.synthetic import synthetic_sequence
 
         return synthetic_sequence(count, height, width)
-    from ivif_ros.core.io import find_pairs, read_image
+    from ivif_ros.data import find_pairs, read_image
 
-    found, _ = find_pairs(data[0], data[1])
+    found, _ = find_pairs(ir=data[0], vis=data[1])
     if not found:
         raise ValueError(f"no matching pairs under {data[0]} and {data[1]}")
     pairs = []
@@ -371,7 +371,8 @@ def bench_command(
         quiet: no table on stdout.
 
     Returns:
-        0 on success (skipped variants are reported, not errors), 2 on a usage error.
+        0 on success (skipped variants are reported, not errors), 2 on a usage error; other
+        failures raise.
     """
     import torch
 
@@ -502,23 +503,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return bench_command(
-        sizes=args.sizes,
-        variants=args.backends,
-        device=args.device,
-        runs=args.runs,
-        warmup=args.warmup,
-        threads=args.threads,
-        model=args.model,
-        data=args.data,
-        out=args.out,
-        overrides=args.overrides,
-        compare=args.compare,
-        use_torch=args.torch_ops,
-        skip_pipeline=args.detector_only,
-        skip_detector=args.pipeline_only,
-        quiet=args.quiet,
-    )
+    try:
+        return bench_command(
+            sizes=args.sizes,
+            variants=args.backends,
+            device=args.device,
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=args.threads,
+            model=args.model,
+            data=args.data,
+            out=args.out,
+            overrides=args.overrides,
+            compare=args.compare,
+            use_torch=args.torch_ops,
+            skip_pipeline=args.detector_only,
+            skip_detector=args.pipeline_only,
+            quiet=args.quiet,
+        )
+    except Exception as error:  # one clear line instead of a traceback; usage errors returned 2 already
+        print(f"ivif-bench: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,41 +21,31 @@ from pathlib import Path
 
 import numpy as np
 
+from ivif_ros.cli.dependencies import ROS_MODULES, require
+
 __all__ = ["main", "demo", "find_sequence"]
 
 LLVIP_STEMS = [f"{n:06d}" for n in range(10001, 10031)]
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _data_root(explicit: str | None) -> Path | None:
-    candidates = [explicit, os.environ.get("IVIF_DATA"),
-                  str(SOURCE_ROOT.parent / "shared" / "data"), str(Path.cwd().parent / "shared" / "data"),
-                  str(Path.cwd() / "shared" / "data")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
 def find_sequence(root: Path | None) -> list[tuple[str, Path, Path]]:
-    """LLVIP pairs 010001–010030 under ``root`` (any layout with infrared/ and visible/ folders).
+    """LLVIP pairs 010001–010030 under ``root`` or ``root/llvip`` (any layout of ``ivif_ros.data``).
 
     Returns:
         (stem, infrared path, visible path) for each stem found; empty when the data is absent.
     """
+    from ivif_ros.core.errors import FusionInputError
+    from ivif_ros.data import find_pairs
+
     if root is None:
         return []
-    base = root / "llvip" if (root / "llvip").is_dir() else root
-    found: dict[str, dict[str, Path]] = {}
-    for path in sorted(base.rglob(f"{LLVIP_STEMS[0][:4]}*.*")):
-        if path.stem not in LLVIP_STEMS:
-            continue
-        parts = {part.lower() for part in path.parts}
-        role = "ir" if parts & {"infrared", "ir", "thermal", "lwir"} else "vis" if parts & {"visible", "vis", "rgb"} else None
-        if role:
-            found.setdefault(path.stem, {}).setdefault(role, path)
-    return [(stem, found[stem]["ir"], found[stem]["vis"]) for stem in LLVIP_STEMS
-            if "ir" in found.get(stem, {}) and "vis" in found.get(stem, {})]
+    try:
+        pairs, _ = find_pairs(root / "llvip" if (root / "llvip").is_dir() else root)
+    except FusionInputError:
+        return []
+    found = {Path(pair.name).name: pair for pair in pairs}
+    return [(stem, found[stem].ir, found[stem].vis) for stem in LLVIP_STEMS if stem in found]
 
 
 def _config_file() -> Path:
@@ -69,11 +59,10 @@ def _config_file() -> Path:
 
 def _load_frames(args: argparse.Namespace) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """(source label, [(name, thermal, visible BGR)])."""
-    from ivif_ros.core.io import read_image
+    from ivif_ros.data import data_root, read_image
 
-    if args.data and not Path(args.data).is_dir():
-        raise FileNotFoundError(f"--data {args.data} is not a folder")
-    sequence = [] if args.synthetic else find_sequence(_data_root(args.data))
+    root = data_root(args.data) if args.data or not args.synthetic else None
+    sequence = [] if args.synthetic else find_sequence(root)
     if sequence:
         frames = [(stem, read_image(ir, role="ir"), read_image(vis, role="vis")) for stem, ir, vis in sequence]
         return f"LLVIP {sequence[0][0]}-{sequence[-1][0]} ({len(frames)} pairs)", frames
@@ -87,21 +76,21 @@ def _load_frames(args: argparse.Namespace) -> tuple[str, list[tuple[str, np.ndar
 
 def demo(args: argparse.Namespace) -> int:
     """Run the demo; see the module docstring. Returns the exit status."""
+    import cv2
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from ivif_ros import topics
     from ivif_ros.ros.conversions import array_to_image, image_to_array
-
-    import cv2
 
     source, frames = _load_frames(args)
     print(f"source: {source}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    domain_id = args.domain_id or random.randint(1, 200)
+    domain_id = args.domain_id or random.randint(1, 101)
     config = Path(args.config) if args.config else _config_file()
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     profile = config.with_name("fastdds_large_images.xml")
@@ -130,10 +119,10 @@ def demo(args: argparse.Namespace) -> int:
                 received[kind].append((name, time.monotonic() - sent, np.array(image_to_array(msg))))
 
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    thermal_pub = node.create_publisher(Image, "thermal/image_raw", qos)
-    rgb_pub = node.create_publisher(Image, "rgb/image_raw", qos)
-    node.create_subscription(Image, "fused/image", lambda m: on_output("fused", m), qos)
-    node.create_subscription(Image, "weight_map/colored", lambda m: on_output("colored", m), qos)
+    thermal_pub = node.create_publisher(Image, topics.THERMAL_TOPIC, qos)
+    rgb_pub = node.create_publisher(Image, topics.RGB_TOPIC, qos)
+    node.create_subscription(Image, topics.FUSED_TOPIC, lambda m: on_output("fused", m), qos)
+    node.create_subscription(Image, topics.COLORED_TOPIC, lambda m: on_output("colored", m), qos)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -141,7 +130,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         deadline = time.monotonic() + args.timeout
         while min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count(),
-                  node.count_publishers("fused/image")) == 0:
+                  node.count_publishers(topics.FUSED_TOPIC)) == 0:
             if node_process.poll() is not None or time.monotonic() > deadline:
                 print(f"error: fusion_node did not come up; see {log_path}", file=sys.stderr)
                 return 1
@@ -207,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=512, help="synthetic frame height")
     parser.add_argument("--width", type=int, default=640, help="synthetic frame width")
     parser.add_argument("--queue", type=int, default=10, help="synchroniser queue length of the node")
-    parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..200)")
+    parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..101)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the node to start")
     args = parser.parse_args(argv)
+    require("ivif-demo", "the node and the DDS replay", ROS_MODULES)
     if args.rate <= 0 or args.loops < 1 or args.count < 1:
         print("error: --rate must be > 0, --loops and --count >= 1", file=sys.stderr)
         return 2

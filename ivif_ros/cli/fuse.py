@@ -54,31 +54,31 @@ def fuse_command(
             smooths its normalisation over them (stream mode) instead of treating each on its own.
 
     Returns:
-        0 when every pair was fused, 1 when some failed (listed on stderr), 2 on a usage error.
+        0 when every pair was fused, 1 on any failure (listed on stderr).
     """
     from tqdm import tqdm
 
     from ivif_ros.backends.choice import create_pipeline
-    from ivif_ros.core.io import find_pairs, read_image
+    from ivif_ros.data import find_pairs, read_image
 
     config = config or FusionConfig()
     mode = config.mode
 
     try:
-        pairs, problems = find_pairs(ir, vis, ir_pattern, vis_pattern)
+        pairs, problems = find_pairs(ir=ir, vis=vis, ir_pattern=ir_pattern, vis_pattern=vis_pattern)
     except FusionInputError as error:
         print(f"ivif-fuse: {error}", file=sys.stderr)
-        return 2
+        return 1
     if not pairs:
         print(f"ivif-fuse: no matching pairs under {ir} and {vis}", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-        return 2
+        return 1
     try:
         pipeline = create_pipeline(config, detector, stream=sequence)
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
-        return 2
+        return 1
     facts = pipeline.describe()
     if not facts["trained"]:
         print("!" * 78 + f"\nivif-fuse: WARNING: the {mode} detector is UNTRAINED; weight maps are not meaningful."

@@ -19,6 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ivif_ros import data as image_files  # a module import: ivif_ros.data imports .errors
+
 from . import enhance, fusion, weight_map
 from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
 from .default_mode import fuse_default
@@ -77,16 +79,10 @@ def _check_finite_and_size(image: np.ndarray, role: str, max_pixels: int) -> Non
 
 
 def _thermal_to_single_channel(ir: np.ndarray) -> np.ndarray:
-    if ir.ndim == 2:
-        return ir
-    if ir.shape[2] == 1:
-        return ir[:, :, 0]
-    colour = ir[:, :, :3]
-    if np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(colour[:, :, 0], colour[:, :, 2]):
-        return colour[:, :, 0]
-    if colour.dtype != np.uint8:
+    thermal = image_files.to_single_channel(ir, convert_colour=ir.dtype == np.uint8)
+    if thermal.ndim == 3:
         raise FusionInputError(f"infrared image is {ir.shape[2]}-channel {ir.dtype}; give one channel")
-    return cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_BGR2GRAY)
+    return thermal
 
 
 def _visible_to_uint8(vis: np.ndarray, warnings: list[str]) -> np.ndarray:

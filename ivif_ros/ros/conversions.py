@@ -57,6 +57,14 @@ _LAYOUTS: dict[str, _Layout] = {
     "bgr8": _Layout(np.dtype(np.uint8), 3),
     "rgba8": _Layout(np.dtype(np.uint8), 4),
     "bgra8": _Layout(np.dtype(np.uint8), 4),
+    # Raw camera encodings: one Bayer sample per pixel, or 4:2:2 YUV with 2 bytes per pixel.
+    "bayer_rggb8": _Layout(np.dtype(np.uint8), 1),
+    "bayer_bggr8": _Layout(np.dtype(np.uint8), 1),
+    "bayer_gbrg8": _Layout(np.dtype(np.uint8), 1),
+    "bayer_grbg8": _Layout(np.dtype(np.uint8), 1),
+    "yuv422": _Layout(np.dtype(np.uint8), 2),
+    "yuv422_yuy2": _Layout(np.dtype(np.uint8), 2),
+    "yuyv": _Layout(np.dtype(np.uint8), 2),
 }
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
 
@@ -65,7 +73,20 @@ _TO_BGR_CODES: dict[str, int] = {
     "rgb8": cv2.COLOR_RGB2BGR,
     "rgba8": cv2.COLOR_RGBA2BGR,
     "bgra8": cv2.COLOR_BGRA2BGR,
+    # OpenCV names a Bayer pattern by the second row's first two pixels: ROS rggb = OpenCV BG.
+    "bayer_rggb8": cv2.COLOR_BayerBG2BGR,
+    "bayer_bggr8": cv2.COLOR_BayerRG2BGR,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2BGR,
+    "bayer_grbg8": cv2.COLOR_BayerGB2BGR,
+    # yuv422 is UYVY byte order (sensor_msgs/image_encodings), yuv422_yuy2/yuyv is YUYV; BT.601.
+    "yuv422": cv2.COLOR_YUV2BGR_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2BGR_YUY2,
+    "yuyv": cv2.COLOR_YUV2BGR_YUY2,
 }
+# Encodings whose frames must have an even width (a 4:2:2 macro-pixel spans two pixels) or, for
+# Bayer mosaics, at least 2x2 pixels for demosaicing.
+_EVEN_WIDTH = ("yuv422", "yuv422_yuy2", "yuyv")
+_BAYER = ("bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8")
 
 
 def _layout(encoding: str) -> _Layout:
@@ -213,15 +234,22 @@ def to_bgr(array: np.ndarray, encoding: str) -> np.ndarray:
         encoding: the message encoding.
 
     Returns:
-        BGR uint8 ``(H, W, 3)`` for colour encodings (alpha dropped, RGB reordered); mono arrays
-        unchanged (2-D uint8, uint16 or float32).
+        BGR uint8 ``(H, W, 3)`` for colour encodings (alpha dropped, RGB reordered, Bayer
+        demosaiced, 4:2:2 YUV converted); mono arrays unchanged (2-D uint8, uint16 or float32).
 
     Raises:
-        ConversionError: unsupported encoding.
+        ConversionError: unsupported encoding, or a YUV frame of odd width / a Bayer frame
+            smaller than 2x2.
     """
     _layout(encoding)
     code = _TO_BGR_CODES.get(encoding)
-    return array if code is None else cv2.cvtColor(array, code)
+    if code is None:
+        return array
+    if encoding in _EVEN_WIDTH and array.shape[1] % 2:
+        raise ConversionError(f"{encoding} needs an even width (4:2:2 pairs), got {array.shape[1]}")
+    if encoding in _BAYER and min(array.shape[:2]) < 2:
+        raise ConversionError(f"{encoding} needs at least 2x2 pixels, got {array.shape[1]}x{array.shape[0]}")
+    return cv2.cvtColor(array, code)
 
 
 def compressed_to_array(msg: Any) -> np.ndarray:

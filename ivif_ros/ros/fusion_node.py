@@ -4,15 +4,21 @@ Callbacks only convert (zero-copy) and queue messages in the synchroniser; a wor
 the newest ready pair, registers the thermal frame, calls the core ``FusionPipeline`` and
 publishes. Everything the node drops is counted by reason and reported on ``/diagnostics``.
 
-Topics (relative, remappable):
+Topics (relative, remappable; image_transport conventions):
     in:  ``thermal/image_raw``, ``rgb/image_raw`` (``sensor_msgs/Image``), or
-         ``<topic>/compressed`` (``sensor_msgs/CompressedImage``) with ``*_transport: compressed``
+         ``<resolved base>/compressed`` (and ``/compressedDepth`` for thermal) as
+         ``sensor_msgs/CompressedImage`` with ``*_transport``; ``camera_info`` beside each image
+         topic (optional, for ``registration: calibration`` and ``fused/camera_info``)
     out: ``fused/image`` (bgr8, or mono8 for a mono RGB camera; the RGB header),
-         ``weight_map/image`` (32FC1 visible share), ``weight_map/colored`` (bgr8),
-         ``debug/side_by_side`` (bgr8, when ``publish_debug``), ``/diagnostics``.
+         ``fused/camera_info`` (the RGB calibration, fused header), ``fused/image/compressed``
+         (JPEG, when ``publish_compressed``), ``weight_map/image`` (32FC1 visible share),
+         ``weight_map/colored`` (bgr8), ``debug/side_by_side`` (bgr8, when ``publish_debug``),
+         ``/diagnostics``.
 """
 from __future__ import annotations
 
+import collections
+import logging
 import threading
 import time
 from typing import Any, Callable
@@ -21,27 +27,47 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from ivif_ros import topics
 from ivif_ros.core.errors import FusionInputError, SizeMismatchError
 from ivif_ros.backends.choice import DetectorLoader
 from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionPipeline
-from ivif_ros.core.registration import parse_homography, warp_thermal
+from ivif_ros.core.registration import (
+    CameraModel,
+    StereoCalibration,
+    load_stereo_calibration,
+    parse_homography,
+    registration_maps,
+    remap_thermal,
+    warp_thermal,
+)
 from ivif_ros.ros.conversions import ConversionError, array_to_image, compressed_to_array, image_to_array, to_bgr
 from ivif_ros.ros.diagnostics import NodeStatistics, to_diagnostic_status
+from ivif_ros.ros.log_bridge import install_log_bridge
 from ivif_ros.ros.parameters import check_changes, descriptor, parameter_table, read_settings
 from ivif_ros.ros.sync import ApproximateSynchronizer, SyncedPair
+from ivif_ros.ros.transport_topics import camera_info_topic, transport_topic
 
 __all__ = ["FusionNode", "main", "DROP_REASONS"]
 
 STREAMS = ("thermal", "rgb")
 # Reasons the node itself drops messages or pairs (the synchroniser adds stale/unpaired/out_of_order).
-DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "processing_error", "no_subscribers")
+DROP_REASONS = ("bad_encoding", "bad_data", "size_mismatch", "processing_error", "no_subscribers", "no_calibration")
+CORE_LOGGER = logging.getLogger("ivif_ros.core")
+# camera_info messages kept per camera to pair with frames by stamp (else the newest is used).
+CAMERA_INFO_HISTORY = 20
+# qos_overrides.<topic>.subscription.reliability default: follow qos_reliability.
+RELIABILITY_FROM_NODE = "auto"
+
+
 def _stamp_ns(header: Any) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
@@ -60,9 +86,11 @@ class FusionNode(Node):
 
     def __init__(self, node_name: str = "fusion_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        self._uninstall_log_bridge = install_log_bridge(self.get_logger())
         self._declare_parameters()
         choice, node_settings, config = read_settings({name: self._param(name) for name in parameter_table()})
         self._homography = parse_homography(list(node_settings.homography))
+        self._calibration_file = self._load_calibration_file()
         self._pipeline = FusionPipeline(config, DetectorLoader(choice), stream=True)
         self._pipeline_info = self._pipeline.describe()
         self.get_logger().info(
@@ -81,18 +109,32 @@ class FusionNode(Node):
 
         depth = self._param("qos_depth")
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
-        self._fused_pub = self.create_publisher(Image, "fused/image", output_qos)
-        self._weights_pub = self.create_publisher(Image, "weight_map/image", output_qos)
-        self._colored_pub = self.create_publisher(Image, "weight_map/colored", output_qos)
-        self._debug_pub = self.create_publisher(Image, "debug/side_by_side", output_qos)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._fused_pub = self._output(Image, topics.FUSED_TOPIC, output_qos)
+        self._weights_pub = self._output(Image, topics.WEIGHTS_TOPIC, output_qos)
+        self._colored_pub = self._output(Image, topics.COLORED_TOPIC, output_qos)
+        self._debug_pub = self._output(Image, topics.DEBUG_TOPIC, output_qos)
+        self._compressed_pub = self._output(
+            CompressedImage, transport_topic(self._fused_pub.topic_name, "compressed"), output_qos)
+        self._fused_info_pub = self._output(CameraInfo, camera_info_topic(self._fused_pub.topic_name), output_qos)
+        self._camera_info: dict[str, collections.deque] = {
+            stream: collections.deque(maxlen=CAMERA_INFO_HISTORY) for stream in STREAMS}
+        self._camera_info_lock = threading.Lock()
+        self._registration_key: tuple | None = None
+        self._registration_maps: tuple[np.ndarray, np.ndarray] | None = None
+        for stream in STREAMS:
+            self._subscribe_camera_info(stream)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS_TOPIC, 10)
 
         self._subscriptions_by_stream: dict[str, Any] = {}
         self._reliability: dict[str, ReliabilityPolicy] = {}
+        self._follows_publishers: dict[str, bool] = {}
+        self._fixed_reliability: dict[str, ReliabilityPolicy | None] = {}
         for stream in STREAMS:
-            self._subscribe(stream, ReliabilityPolicy.BEST_EFFORT
-                            if self._param("qos_reliability") == "best_effort" else ReliabilityPolicy.RELIABLE)
-        if self._param("qos_reliability") == "auto":
+            override = self._fixed_reliability[stream] = self._reliability_override(stream)
+            self._follows_publishers[stream] = override is None and self._param("qos_reliability") == "auto"
+            self._subscribe(stream, override or (ReliabilityPolicy.BEST_EFFORT
+                            if self._param("qos_reliability") == "best_effort" else ReliabilityPolicy.RELIABLE))
+        if any(self._follows_publishers.values()):
             self.create_timer(1.0, self._follow_publisher_reliability)
         self.create_timer(self._param("diagnostics_period"), self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -150,21 +192,30 @@ class FusionNode(Node):
         if old is not None:
             self.destroy_subscription(old)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._param("qos_depth"), reliability=reliability)
-        topic = f"{stream}/image_raw"
+        transport = self._param(f"{stream}_transport")
+        # image_transport: resolve (remap) the base topic, then append the transport.
+        topic = transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), transport)
         callback: Callable[[Any], None]
-        if self._param(f"{stream}_transport") == "compressed":
-            msg_type, topic = CompressedImage, f"{topic}/compressed"
+        if transport != "raw":
+            msg_type = CompressedImage
             callback = lambda msg, s=stream: self._on_compressed(s, msg)  # noqa: E731
         else:
             msg_type = Image
             callback = lambda msg, s=stream: self._on_image(s, msg)  # noqa: E731
-        self._subscriptions_by_stream[stream] = self.create_subscription(msg_type, topic, callback, qos)
+        self._subscriptions_by_stream[stream] = self.create_subscription(
+            msg_type, topic, callback, qos,
+            qos_overriding_options=self._input_qos_options(stream),
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda info, s=stream: self._on_incompatible_qos(s, info)),
+        )
         self._reliability[stream] = reliability
         self.get_logger().info(f"subscribed {self.resolve_topic_name(topic)} ({reliability.name.lower()})")
 
     def _follow_publisher_reliability(self) -> None:
         """qos_reliability=auto: best effort while any publisher is best effort, else reliable."""
         for stream, subscription in list(self._subscriptions_by_stream.items()):
+            if not self._follows_publishers[stream]:
+                continue
             publishers = self.get_publishers_info_by_topic(subscription.topic_name)
             if not publishers:
                 continue
@@ -202,7 +253,10 @@ class FusionNode(Node):
         now = time.monotonic()
         if now - self._last_drop_log.get(reason, -1e9) >= 1.0:
             self._last_drop_log[reason] = now
-            self.get_logger().warning(f"dropped ({reason}): {detail}")
+            if reason == "no_subscribers":  # nobody listening is normal on a robot, not a fault
+                self.get_logger().debug(f"dropped ({reason}): {detail}")
+            else:
+                self.get_logger().warning(f"dropped ({reason}): {detail}")
 
     # ---- processing --------------------------------------------------------------------------
     def _work(self) -> None:
@@ -222,6 +276,7 @@ class FusionNode(Node):
             "weights": self._weights_pub.get_subscription_count() > 0,
             "colored": self._colored_pub.get_subscription_count() > 0,
             "debug": self._param("publish_debug") and self._debug_pub.get_subscription_count() > 0,
+            "compressed": self._param("publish_compressed") and self._compressed_pub.get_subscription_count() > 0,
         }
 
     def _process(self, pair: SyncedPair) -> None:
@@ -235,9 +290,12 @@ class FusionNode(Node):
         try:
             visible = to_bgr(rgb_array, rgb_encoding)
             thermal = to_bgr(thermal_array, thermal_encoding)
-            if not np.allclose(self._homography, np.eye(3)):
-                thermal = warp_thermal(thermal, self._homography, visible.shape[:2])
+            thermal = self._register(thermal, visible.shape[:2], pair.first_stamp_ns, pair.second_stamp_ns)
+            if thermal is None:
+                return
             result = self._pipeline(thermal, visible)
+            for note in result.warnings:  # e.g. "infrared resized": rate-limited per text by the log bridge
+                CORE_LOGGER.warning(note)
         except FusionInputError as exc:
             reason = "size_mismatch" if isinstance(exc, SizeMismatchError) else "bad_data"
             self._drop(reason, str(exc))
@@ -249,6 +307,10 @@ class FusionNode(Node):
         if wanted["fused"]:
             encoding = "bgr8" if result.fused.ndim == 3 else "mono8"
             self._fused_pub.publish(array_to_image(result.fused, encoding, header))
+        if wanted["compressed"]:
+            self._publish_compressed(result.fused, header)
+        if (wanted["fused"] or wanted["compressed"]) and self._fused_info_pub.get_subscription_count() > 0:
+            self._publish_fused_camera_info(header, result.fused.shape[:2], pair.second_stamp_ns)
         if wanted["weights"]:
             self._weights_pub.publish(array_to_image(result.weights.astype(np.float32, copy=False), "32FC1", header))
         if wanted["colored"]:
@@ -259,6 +321,158 @@ class FusionNode(Node):
         latency_ms = (self.get_clock().now().nanoseconds - pair.second_stamp_ns) / 1e6
         gap_ms = abs(pair.first_stamp_ns - pair.second_stamp_ns) / 1e6
         self._stats.record_output(latency_ms, (time.perf_counter() - start) * 1e3, gap_ms)
+
+    # ---- QoS overrides -------------------------------------------------------------------------
+    def _output(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+        """A publisher whose history, depth and reliability follow ``qos_overrides.<topic>.publisher.*``.
+
+        The overrides are written into the profile passed in, so each publisher gets its own copy.
+        """
+        own = QoSProfile(history=qos.history, depth=qos.depth, reliability=qos.reliability, durability=qos.durability)
+        return self.create_publisher(
+            msg_type, topic, own, qos_overriding_options=QoSOverridingOptions.with_default_policies())
+
+    def _input_topic(self, stream: str) -> str:
+        return transport_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]), self._param(f"{stream}_transport"))
+
+    def _reliability_override(self, stream: str) -> ReliabilityPolicy | None:
+        """``qos_overrides.<input topic>.subscription.reliability`` when given (it then fixes the
+        reliability of that input); None = the node's ``qos_reliability`` rule."""
+        name = f"qos_overrides.{self._input_topic(stream)}.subscription.reliability"
+        descriptor = ParameterDescriptor(
+            description=f"reliability of the {stream} input: reliable, best_effort, or auto = qos_reliability",
+            read_only=True)
+        value = self.declare_parameter(name, RELIABILITY_FROM_NODE, descriptor).value
+        if value == RELIABILITY_FROM_NODE:
+            return None
+        if value not in ("reliable", "best_effort"):
+            raise ValueError(f"parameter {name} must be reliable, best_effort or auto, got {value!r}")
+        return ReliabilityPolicy.RELIABLE if value == "reliable" else ReliabilityPolicy.BEST_EFFORT
+
+    def _input_qos_options(self, stream: str) -> QoSOverridingOptions:
+        """History and depth always come from ``qos_overrides``; reliability only when it fixes it."""
+        kinds = [QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]
+        if self._fixed_reliability.get(stream) is not None:
+            kinds.append(QoSPolicyKind.RELIABILITY)
+        return QoSOverridingOptions(kinds)
+
+    def _on_incompatible_qos(self, stream: str, info: Any) -> None:
+        """A publisher the subscription cannot match: expected (and followed) in auto mode, else a warning."""
+        policy = str(getattr(info.last_policy_kind, "name", info.last_policy_kind)).lower()
+        policy = policy.removeprefix("rmw_qos_policy_")  # rclpy reports RMW_QOS_POLICY_RELIABILITY
+        topic = self._subscriptions_by_stream[stream].topic_name
+        if self._follows_publishers[stream] and policy == "reliability":
+            self.get_logger().debug(f"{topic}: a publisher offers other reliability; following it")
+            return
+        self.get_logger().warning(
+            f"{topic}: a publisher offers incompatible QoS ({policy}); set qos_reliability or "
+            f"qos_overrides.{topic}.subscription.{policy}", throttle_duration_sec=10.0)
+
+    # ---- camera_info and registration ---------------------------------------------------------
+    def _load_calibration_file(self) -> StereoCalibration | None:
+        """The calibration file's cameras and extrinsics, or None (FusionInputError names a bad file)."""
+        path = self._param("calibration_file")
+        if not path:
+            return None
+        calibration = load_stereo_calibration(path)  # FusionInputError (a ValueError) names the problem
+        self.get_logger().info(
+            f"calibration {path}: thermal {calibration.thermal.size[0]}x{calibration.thermal.size[1]}, "
+            f"RGB {calibration.rgb.size[0]}x{calibration.rgb.size[1]}, |t| = {np.linalg.norm(calibration.translation):.3f}")
+        return calibration
+
+    def _subscribe_camera_info(self, stream: str) -> None:
+        """camera_info beside the (remapped) image topic, as image_transport's camera subscriber does."""
+        topic = camera_info_topic(self.resolve_topic_name(topics.INPUT_TOPICS[stream]))
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.create_subscription(CameraInfo, topic, lambda msg, s=stream: self._on_camera_info(s, msg), qos)
+
+    def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
+        with self._camera_info_lock:
+            self._camera_info[stream].append((_stamp_ns(msg.header), msg))
+
+    def _camera_info_for(self, stream: str, stamp_ns: int) -> CameraInfo | None:
+        """The camera_info with the frame's stamp, else the newest one received."""
+        with self._camera_info_lock:
+            infos = list(self._camera_info[stream])
+        for info_stamp, msg in reversed(infos):
+            if info_stamp == stamp_ns:
+                return msg
+        return infos[-1][1] if infos else None
+
+    def _camera_model(self, stream: str, stamp_ns: int) -> CameraModel | None:
+        msg = self._camera_info_for(stream, stamp_ns)
+        if msg is None or msg.k[0] <= 0:
+            return None
+        if msg.distortion_model not in ("", "plumb_bob", "rational_polynomial"):
+            raise FusionInputError(f"{stream} camera_info distortion model {msg.distortion_model!r} is not supported "
+                                   "(plumb_bob or rational_polynomial)")
+        return CameraModel(np.asarray(msg.k, dtype=np.float64), (msg.width, msg.height), np.asarray(msg.d))
+
+    def _calibration(self, thermal_stamp_ns: int, rgb_stamp_ns: int) -> StereoCalibration | None:
+        if self._calibration_file is not None:
+            return self._calibration_file
+        thermal = self._camera_model("thermal", thermal_stamp_ns)
+        rgb = self._camera_model("rgb", rgb_stamp_ns)
+        if thermal is None or rgb is None:
+            return None
+        return StereoCalibration(thermal, rgb, np.asarray(self._param("extrinsic_rotation")),
+                                 np.asarray(self._param("extrinsic_translation")))
+
+    def _register(self, thermal: np.ndarray, size: tuple[int, int], thermal_stamp_ns: int,
+                  rgb_stamp_ns: int) -> np.ndarray | None:
+        """The thermal frame in the RGB frame of ``size`` = (height, width); None = dropped (counted)."""
+        if self._param("registration") == "homography":
+            if np.allclose(self._homography, np.eye(3)):
+                return thermal
+            return warp_thermal(thermal, self._homography, size)
+        calibration = self._calibration(thermal_stamp_ns, rgb_stamp_ns)
+        if calibration is None:
+            self._drop("no_calibration", "registration: calibration needs thermal and rgb camera_info "
+                       "(or calibration_file)")
+            return None
+        depth = float(self._param("scene_depth"))
+        rgb_size, thermal_size = (size[1], size[0]), (thermal.shape[1], thermal.shape[0])
+        key = (_model_key(calibration), depth, rgb_size, thermal_size)
+        if key != self._registration_key:
+            self._registration_maps = registration_maps(calibration, depth, rgb_size, thermal_size)
+            self._registration_key = key
+            self.get_logger().info(f"registration maps from calibration: depth {depth} m, "
+                                   f"thermal {thermal_size[0]}x{thermal_size[1]} -> RGB {rgb_size[0]}x{rgb_size[1]}")
+        return remap_thermal(thermal, self._registration_maps)
+
+    # ---- extra outputs ------------------------------------------------------------------------
+    def _publish_compressed(self, fused: np.ndarray, header: Any) -> None:
+        """fused/image/compressed as compressed_image_transport writes JPEG."""
+        encoding = "bgr8" if fused.ndim == 3 else "mono8"
+        ok, buffer = cv2.imencode(".jpg", fused, [cv2.IMWRITE_JPEG_QUALITY, int(self._param("jpeg_quality"))])
+        if not ok:
+            raise ConversionError("JPEG encoding of the fused image failed")
+        self._compressed_pub.publish(
+            CompressedImage(header=header, format=f"{encoding}; jpeg compressed {encoding}", data=buffer.tobytes()))
+
+    def _publish_fused_camera_info(self, header: Any, shape: tuple[int, int], rgb_stamp_ns: int) -> None:
+        """The RGB camera's calibration (the fused image is in its frame) with the fused header."""
+        source = self._camera_info_for("rgb", rgb_stamp_ns)
+        height, width = shape
+        if source is not None:
+            info = CameraInfo(
+                header=header, height=source.height, width=source.width, distortion_model=source.distortion_model,
+                d=list(source.d), k=list(source.k), r=list(source.r), p=list(source.p),
+                binning_x=source.binning_x, binning_y=source.binning_y, roi=source.roi)
+        elif self._calibration_file is not None:
+            rgb = self._calibration_file.rgb
+            distortion = list(rgb.distortion) or [0.0] * 5
+            projection = np.hstack([rgb.matrix, np.zeros((3, 1))])
+            info = CameraInfo(
+                header=header, height=rgb.size[1], width=rgb.size[0],
+                distortion_model="rational_polynomial" if len(distortion) >= 8 else "plumb_bob",
+                d=[float(v) for v in distortion], k=rgb.matrix.reshape(-1).tolist(),
+                r=np.eye(3).reshape(-1).tolist(), p=projection.reshape(-1).tolist())
+        else:
+            return
+        if (info.width, info.height) != (width, height) and info.width and info.height:
+            _rescale_camera_info(info, width, height)
+        self._fused_info_pub.publish(info)
 
     # ---- diagnostics -------------------------------------------------------------------------
     def _sync_drops(self) -> dict[str, int]:
@@ -291,7 +505,29 @@ class FusionNode(Node):
         self._wake.set()
         if self._worker.is_alive():
             self._worker.join(timeout=5.0)
+        self._uninstall_log_bridge()
         super().destroy_node()
+
+
+def _model_key(calibration: StereoCalibration) -> bytes:
+    """Bytes that change whenever any number or size of the calibration changes."""
+    parts = [calibration.rotation, calibration.translation]
+    for camera in (calibration.thermal, calibration.rgb):
+        parts += [camera.matrix, camera.distortion, np.asarray(camera.size, dtype=np.float64)]
+    return b"".join(np.ascontiguousarray(part, dtype=np.float64).tobytes() + b"|" for part in parts)
+
+
+def _rescale_camera_info(info: CameraInfo, width: int, height: int) -> None:
+    """Scale K and P of ``info`` to an image of ``width`` x ``height`` (pixel-centre convention)."""
+    scale_x, scale_y = width / info.width, height / info.height
+    k, p = np.asarray(info.k, dtype=np.float64).reshape(3, 3), np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    for matrix in (k, p):
+        matrix[0, :] *= scale_x
+        matrix[1, :] *= scale_y
+        matrix[0, 2] += 0.5 * (scale_x - 1.0)
+        matrix[1, 2] += 0.5 * (scale_y - 1.0)
+    info.k, info.p = k.reshape(-1).tolist(), p.reshape(-1).tolist()
+    info.width, info.height = width, height
 
 
 def _side_by_side(thermal: np.ndarray, visible: np.ndarray, result: Any) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 from ivif_ros.backends.choice import DetectorChoice
 from ivif_ros.core.config import FusionConfig
 from ivif_ros.core.errors import FusionInputError
-from ivif_ros.core.registration import parse_homography
+from ivif_ros.core.registration import parse_extrinsics, parse_homography
 from ivif_ros.core.settings import Setting, coerce, describe_rule, setting, settings_of
 
 __all__ = [
@@ -38,6 +38,10 @@ def _check_homography(values: tuple[float, ...]) -> None:
     parse_homography(list(values))
 
 
+def _check_rotation(values: tuple[float, ...]) -> None:
+    parse_extrinsics(list(values), [0.0, 0.0, 0.0])
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """Settings of ``fusion_node`` itself (transport, pairing, registration, outputs)."""
@@ -46,13 +50,27 @@ class NodeSettings:
                                    choices=("auto", "reliable", "best_effort"))
     qos_depth: int = setting(2, "input and output keep-last depth", low=1, high=100)
     queue_size: int = setting(10, "synchroniser queue length per stream", low=1, high=1000)
-    thermal_transport: str = setting("raw", "thermal input message (raw = Image, compressed = <topic>/compressed)",
-                                     choices=("raw", "compressed"))
-    rgb_transport: str = setting("raw", "RGB input message (raw = Image, compressed = <topic>/compressed)",
+    thermal_transport: str = setting(
+        "raw", "thermal input message (raw = Image; compressed = <base topic>/compressed; compressedDepth = "
+        "<base topic>/compressedDepth, 16-bit PNG)", choices=("raw", "compressed", "compressedDepth"))
+    rgb_transport: str = setting("raw", "RGB input message (raw = Image, compressed = <base topic>/compressed)",
                                  choices=("raw", "compressed"))
     slop: float = setting(0.02, "largest stamp difference of a thermal/RGB pair, s", low=0.0, high=10.0, runtime=True)
     homography: tuple[float, ...] = setting(IDENTITY, "row-major 3x3 homography, thermal pixel -> RGB pixel",
                                             length=9, check=_check_homography, runtime=True)
+    registration: str = setting("homography", "thermal->RGB registration: homography (the parameter) or calibration "
+                                "(intrinsics + extrinsics + scene_depth)", choices=("homography", "calibration"))
+    calibration_file: str = setting("", "stereo calibration YAML, thermal camera first (OpenCV K1/D1/K2/D2/R/T or "
+                                    "Kalibr camchain); empty = camera_info topics + extrinsic_* parameters")
+    extrinsic_rotation: tuple[float, ...] = setting(IDENTITY, "row-major 3x3 rotation, thermal camera frame -> RGB "
+                                                    "camera frame", length=9, check=_check_rotation)
+    extrinsic_translation: tuple[float, ...] = setting((0.0, 0.0, 0.0), "thermal -> RGB translation, m "
+                                                       "(X_rgb = R X_thermal + t)", length=3)
+    scene_depth: float = setting(10.0, "assumed scene depth of calibration registration, m", low=0.05, high=100000.0,
+                                 runtime=True)
+    publish_compressed: bool = setting(False, "also publish fused/image/compressed (JPEG) for viewing over Wi-Fi",
+                                       runtime=True)
+    jpeg_quality: int = setting(80, "JPEG quality of fused/image/compressed", low=1, high=100, runtime=True)
     publish_debug: bool = setting(False, "publish debug/side_by_side (thermal | RGB | fused | weights)", runtime=True)
     diagnostics_period: float = setting(1.0, "period of /diagnostics, s", low=0.1, high=60.0)
 

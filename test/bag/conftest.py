@@ -1,16 +1,15 @@
-"""Shared fixtures of the bag tests: synthetic paired image folders, bags, an isolated DDS domain."""
+"""Shared fixtures of the bag tests: synthetic paired image folders and bags."""
 
 from __future__ import annotations
 
-import os
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _bagdata import START_NS, write_pairs
 
 from ivif_ros.bag import MakeOptions, find_image_pairs, make_bag
+
+from _bagdata import START_NS, write_pairs
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +26,3 @@ def small_bag(dataset: tuple[Path, list], tmp_path_factory: pytest.TempPathFacto
     pairs, _ = find_image_pairs(dataset[0])
     make_bag(pairs, path, MakeOptions(start_ns=START_NS, offset_ms=5.0, camera_info=True))
     return path
-
-
-@pytest.fixture
-def domain_id(monkeypatch: pytest.MonkeyPatch) -> int:
-    """A random DDS domain confined to localhost, set in this process's environment."""
-    domain = random.Random(os.getpid() ^ random.getrandbits(32)).randint(1, 101)
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return domain

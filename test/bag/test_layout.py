@@ -1,23 +1,26 @@
-"""Tests of ivif_ros.bag.layout: dataset layouts, VOT-RGBT markers, explicit folders, errors."""
+"""Tests of ivif_ros.bag.layout: ivif_ros.data.find_pairs as bag errors (layout details: test/test_data.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from _bagdata import write_pairs
 
-from ivif_ros.bag import BagError, detect_layout, find_image_pairs
+from ivif_ros.bag import BagError, find_image_pairs
+from ivif_ros.data import detect_layout
+
+from _bagdata import write_pairs
 
 
 @pytest.mark.parametrize(
     ("ir_name", "vis_name", "layout"),
-    [("ir", "vis", "ivif"), ("infrared", "visible", "llvip"), ("cropinfrared", "crop_LR_visible", "roadscene"),
+    [("ir", "vis", "ir-vis"), ("infrared", "visible", "llvip"), ("cropinfrared", "crop_LR_visible", "roadscene"),
      ("ir", "color", "vot-rgbt")],
 )
 def test_detects_layout(tmp_path: Path, ir_name: str, vis_name: str, layout: str) -> None:
     write_pairs(tmp_path, 3, ir_name=ir_name, vis_name=vis_name, size=(16, 16))
-    assert detect_layout(tmp_path) == (layout, tmp_path / ir_name, tmp_path / vis_name)
+    found, ir_dir, vis_dir = detect_layout(tmp_path)
+    assert (found.name, ir_dir, vis_dir) == (layout, tmp_path / ir_name, tmp_path / vis_name)
     pairs, problems = find_image_pairs(tmp_path)
     assert [p.name for p in pairs] == ["00000001", "00000002", "00000003"]
     assert problems == []

@@ -100,10 +100,14 @@ def test_missing_bag_and_topics(bag: Path, tmp_path: Path, capsys: pytest.Captur
 def test_make_errors(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["make", str(tmp_path), "-o", str(tmp_path / "b")]) == 1
     _one_error_line(capsys, "no paired image folders")
-    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--jitter-ms", "80"]) == 1
+    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--jitter-ms", "80"]) == 2  # usage
     _one_error_line(capsys, "--jitter-ms")
-    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--start-time", "noon"]) == 1
+    assert main(["make", str(folder), "-o", str(tmp_path / "b"), "--start-time", "noon"]) == 2
     _one_error_line(capsys, "--start-time")
+    assert main(["play", str(folder), "--rate", "0"]) == 2
+    _one_error_line(capsys, "--rate")
+    assert main(["fuse", str(folder), "--slop-ms", "-1"]) == 2
+    _one_error_line(capsys, "--slop-ms")
 
 
 def test_console_script_exit_status(tmp_path: Path) -> None:
@@ -115,20 +119,18 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"ivif-bag: error: bag not found: {tmp_path / 'none'}"
 
 
-def test_play_loop_clock_stops_on_sigterm(bag: Path) -> None:
+def test_play_loop_clock_stops_on_sigterm(bag: Path, domain_id: int) -> None:
     """``play --loop --clock`` runs until SIGTERM, then exits 130 with a summary line."""
     import os
-    import random
     import signal
     import time
 
     script = shutil.which("ivif-bag")
     command = [script] if script else [sys.executable, "-m", "ivif_ros.cli.bag"]
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    domain = str(random.randint(1, 101))
     process = subprocess.Popen(
         [*command, "play", str(bag), "--loop", "--clock", "--restamp", "--rate", "4", "--wait-for-subscribers", "0",
-         "--domain-id", domain],
+         "--domain-id", str(domain_id)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:

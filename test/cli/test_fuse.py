@@ -44,7 +44,7 @@ def test_single_files_and_missing_path(tmp_path):
     data = _dataset(tmp_path / "data")
     assert main(["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert (tmp_path / "o" / "fused" / "p0.png").exists()
-    assert main(["--ir", str(tmp_path / "nope"), "--vis", str(data / "vis"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--ir", str(tmp_path / "nope"), "--vis", str(data / "vis"), "--out", str(tmp_path / "o")]) == 1
 
 
 def test_set_changes_the_fusion_and_bad_values_are_usage_errors(tmp_path, capsys):

@@ -1,23 +1,18 @@
-"""Fixtures of the ROS tests: an isolated DDS domain per module and a collecting subscriber."""
+"""Fixtures of the ROS tests: a collecting subscriber in the module's DDS domain (test/conftest.py)."""
 from __future__ import annotations
 
-import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from ros_test_helpers import Collector
+from ivif_ros.topics import COLORED_TOPIC, FUSED_TOPIC, WEIGHTS_TOPIC
 
-
-@pytest.fixture(scope="module")
-def domain_id() -> int:
-    """A random DDS domain for this test module."""
-    return random.randint(1, 200)
+from dds_helpers import Collector
 
 
 @pytest.fixture(scope="module")
 def collector(domain_id: int) -> Iterator[Collector]:
     """Records /fused/image, /weight_map/image, /weight_map/colored and /diagnostics."""
-    result = Collector(domain_id, ("/fused/image", "/weight_map/image", "/weight_map/colored"))
+    result = Collector(domain_id, tuple(f"/{topic}" for topic in (FUSED_TOPIC, WEIGHTS_TOPIC, COLORED_TOPIC)))
     yield result
     result.close()

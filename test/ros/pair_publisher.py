@@ -53,7 +53,7 @@ def bad_pairs(k: int, height: int, width: int) -> list[tuple[Image, Image]]:
     stamps = [header(k, "thermal", 200_000_000 * (j + 1)) for j in range(4)]
     rgb_stamps = [header(k, FRAME_ID, 200_000_000 * (j + 1)) for j in range(4)]
     wrong_encoding = array_to_image(thermal, "mono8", stamps[0])
-    wrong_encoding.encoding = "bayer_rggb8"
+    wrong_encoding.encoding = "64FC1"
     narrow = np.ascontiguousarray(visible[: height // 3])
     empty = array_to_image(thermal, "mono8", stamps[2])
     empty.data = b""

@@ -28,6 +28,13 @@ _SHAPES = {  # encoding -> (dtype, channels)
     "bgr8": (np.uint8, 3),
     "rgba8": (np.uint8, 4),
     "bgra8": (np.uint8, 4),
+    "bayer_rggb8": (np.uint8, 1),
+    "bayer_bggr8": (np.uint8, 1),
+    "bayer_gbrg8": (np.uint8, 1),
+    "bayer_grbg8": (np.uint8, 1),
+    "yuv422": (np.uint8, 2),
+    "yuv422_yuy2": (np.uint8, 2),
+    "yuyv": (np.uint8, 2),
 }
 
 
@@ -117,7 +124,7 @@ class TestBadMessages:
         fields.update(overrides)
         return SimpleNamespace(**fields)
 
-    @pytest.mark.parametrize("encoding", ["bayer_rggb8", "yuv422", "", "16UC3"])
+    @pytest.mark.parametrize("encoding", ["bayer_rggb16", "nv12", "", "16UC3"])
     def test_unsupported_encoding_is_named(self, encoding: str) -> None:
         with pytest.raises(ConversionError, match="unsupported encoding") as caught:
             image_to_array(self._msg(encoding=encoding))
@@ -150,7 +157,7 @@ class TestBadMessages:
         with pytest.raises(ConversionError, match="dtype"):
             array_to_image(np.zeros((4, 4), np.uint8), "mono16")
         with pytest.raises(ConversionError, match="unsupported encoding"):
-            array_to_image(np.zeros((4, 4), np.uint8), "bayer_rggb8")
+            array_to_image(np.zeros((4, 4), np.uint8), "bayer_rggb16")
 
 
 class TestToBgr:

@@ -9,10 +9,12 @@ import pytest
 from ivif_ros.cli.demo import main
 
 
-def test_demo_writes_fused_frames_and_prints_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_writes_fused_frames_and_prints_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], domain_id: int
+) -> None:
     out = tmp_path / "demo_out"
     status = main(["--synthetic", "--count", "6", "--height", "128", "--width", "160", "--rate", "5",
-                   "--out", str(out)])
+                   "--out", str(out), "--domain-id", str(domain_id)])
     printed = capsys.readouterr().out
     assert status == 0, printed + (out / "fusion_node.log").read_text()
     assert "SYNTHETIC" in printed and "output rate" in printed and "p99" in printed

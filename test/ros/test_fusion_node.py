@@ -13,7 +13,8 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from ros_test_helpers import REPO, Collector, drop_count, run_publisher, start_node, stop_process
+from dds_helpers import Collector
+from ros_test_helpers import REPO, drop_count, run_publisher, start_node, stop_process
 from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.ros.conversions import image_to_array
 from pair_publisher import EPOCH_S, FRAME_ID, frame

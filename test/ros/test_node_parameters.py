@@ -16,7 +16,8 @@ from rclpy.parameter_client import AsyncParameterClient
 from ivif_ros.core.config import FusionConfig
 from ivif_ros.ros.fusion_node import FusionNode
 from ivif_ros.ros.parameters import check_changes, descriptor, parameter_table, render_yaml
-from ros_test_helpers import REPO, Collector, run_publisher, start_node, stop_process
+from dds_helpers import Collector
+from ros_test_helpers import REPO, run_publisher, start_node, stop_process
 
 CONFIG = REPO / "config" / "fusion.yaml"
 

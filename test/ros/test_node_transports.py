@@ -1,11 +1,10 @@
 """fusion_node input transports over real DDS: CompressedImage inputs and automatic QoS following.
 
-Each test starts its own node process in its own random DDS domain (localhost discovery), runs the
+Each test starts its own node process in the module's DDS domain (localhost discovery), runs the
 pair publisher process and records the node's outputs in this process.
 """
 from __future__ import annotations
 
-import random
 import re
 import subprocess
 from contextlib import contextmanager
@@ -17,7 +16,8 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from ros_test_helpers import Collector, drop_count, large_images_env, run_publisher, start_node, stop_process
+from dds_helpers import Collector
+from ros_test_helpers import drop_count, large_images_env, run_publisher, start_node, stop_process
 from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.ros.conversions import image_to_array
@@ -27,15 +27,9 @@ FUSED = "/fused/image"
 
 
 @pytest.fixture
-def domain() -> int:
-    """A random DDS domain for this test alone."""
-    return random.randint(1, 200)
-
-
-@pytest.fixture
-def fused_collector(domain: int) -> Iterator[Collector]:
-    """Records /fused/image and /diagnostics in the test's domain."""
-    result = Collector(domain, (FUSED,))
+def fused_collector(domain_id: int) -> Iterator[Collector]:
+    """Records /fused/image and /diagnostics in the test's domain_id."""
+    result = Collector(domain_id, (FUSED,))
     yield result
     result.close()
 
@@ -48,11 +42,11 @@ def pipeline() -> FusionPipeline:
 
 @contextmanager
 def running_node(
-    domain: int, log_path: Path, collector: Collector, ros_args: list[str], extra_env: dict[str, str] | None = None
+    domain_id: int, log_path: Path, collector: Collector, ros_args: list[str], extra_env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
     """A fusion_node process, ready once both inputs are subscribed and its fused publisher is
     discovered; stopped (SIGINT) on exit."""
-    process = start_node(domain, log_path, ros_args, extra_env)
+    process = start_node(domain_id, log_path, ros_args, extra_env)
     try:
         ready = collector.wait_for(
             lambda: process.poll() is not None
@@ -83,19 +77,19 @@ class TestCompressedInputs:
 
     @pytest.mark.parametrize("compressed", ["both", "thermal", "rgb"])
     def test_png_pairs_are_fused_and_corrupt_messages_dropped(
-        self, compressed: str, domain: int, fused_collector: Collector, pipeline: FusionPipeline, tmp_path: Path
+        self, compressed: str, domain_id: int, fused_collector: Collector, pipeline: FusionPipeline, tmp_path: Path
     ) -> None:
         streams = ("thermal", "rgb") if compressed == "both" else (compressed,)
         params = [arg for s in streams for arg in ("-p", f"{s}_transport:=compressed")]
         log_path = tmp_path / "fusion_node.log"
-        with running_node(domain, log_path, fused_collector, [*params, "-p", "diagnostics_period:=0.5"]) as process:
+        with running_node(domain_id, log_path, fused_collector, [*params, "-p", "diagnostics_period:=0.5"]) as process:
             log = log_path.read_text()
             for stream in ("thermal", "rgb"):
                 suffix = "/compressed" if stream in streams else ""
                 assert f"subscribed /{stream}/image_raw{suffix} (reliable)" in log, log
 
             result = run_publisher(
-                domain, "--count", str(self.COUNT), "--rate", "10", "--height", str(self.HEIGHT),
+                domain_id, "--count", str(self.COUNT), "--rate", "10", "--height", str(self.HEIGHT),
                 "--width", str(self.WIDTH), "--compressed", compressed, "--corrupt",
                 "--thermal-offset-ms", str(self.THERMAL_OFFSET_MS),
             )
@@ -145,18 +139,18 @@ class TestAutomaticQosFollowing:
     WARMUP_FRAMES = 20  # two seconds at RATE
 
     def test_best_effort_publishers_switch_the_node_to_best_effort(
-        self, domain: int, fused_collector: Collector, tmp_path: Path
+        self, domain_id: int, fused_collector: Collector, tmp_path: Path
     ) -> None:
         profile = large_images_env()
         log_path = tmp_path / "fusion_node.log"
-        with running_node(domain, log_path, fused_collector, ["-p", "diagnostics_period:=0.5"], profile) as process:
+        with running_node(domain_id, log_path, fused_collector, ["-p", "diagnostics_period:=0.5"], profile) as process:
             log = log_path.read_text()
             # qos_reliability defaults to auto: the inputs start reliable.
             assert "subscribed /thermal/image_raw (reliable)" in log and "subscribed /rgb/image_raw (reliable)" in log
 
             # The best-effort publishers match only once the node has switched, then send COUNT pairs.
             result = run_publisher(
-                domain, "--count", str(self.COUNT), "--rate", str(self.RATE), "--height", str(self.HEIGHT),
+                domain_id, "--count", str(self.COUNT), "--rate", str(self.RATE), "--height", str(self.HEIGHT),
                 "--width", str(self.WIDTH), "--best-effort", "--depth", "2", extra_env=profile,
             )
             assert result.returncode == 0, (result.stderr, log_path.read_text())

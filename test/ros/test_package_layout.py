@@ -27,8 +27,11 @@ def test_colcon_install_tree(tmp_path: Path) -> None:
     prefix = install / "ivif_ros"
     executable = prefix / "lib" / "ivif_ros" / "fusion_node"
     assert executable.is_file() and os.access(executable, os.X_OK)
+    # The python3 on PATH runs the node, so a venv with torch over the system packages works.
+    assert executable.read_text().startswith("#!/usr/bin/env python3\n")
     share = prefix / "share" / "ivif_ros"
     for relative in ("launch/fusion.launch.py", "config/fusion.yaml", "config/fusion.rviz",
-                     "config/fastdds_large_images.xml", "package.xml"):
+                     "config/fastdds_large_images.xml", "config/stereo_calibration_example.yaml", "package.xml",
+                     "LICENSE"):
         assert (share / relative).is_file(), relative
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "ivif_ros").is_file()

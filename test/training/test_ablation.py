@@ -49,5 +49,5 @@ def test_main_writes_ranked_markdown(tmp_path, monkeypatch):
 
 
 def test_missing_dataset_is_reported(tmp_path, capsys):
-    assert main(["--data", str(tmp_path), "--sets", "msrs", "--out", str(tmp_path / "x.md")]) == 2
+    assert main(["--data", str(tmp_path), "--sets", "msrs", "--out", str(tmp_path / "x.md")]) == 1
     assert "no dataset" in capsys.readouterr().err

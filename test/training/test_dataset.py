@@ -196,5 +196,7 @@ def test_cli(photos, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["kernels"] == [9, 15] and manifest["config"]["aug_sigma"] == [3.0, 9.0]
     assert "train: 40 patches" in capsys.readouterr().out
-    assert main(["--src", str(tmp_path / "nope"), "--out", str(tmp_path / "other"), "--quiet"]) == 2
+    assert main(["--src", str(tmp_path / "nope"), "--out", str(tmp_path / "other"), "--quiet"]) == 1
     assert "not found" in capsys.readouterr().err
+    assert main(["--src", str(photos), "--out", str(tmp_path / "other"), "--train", "3", "--quiet"]) == 2  # usage
+    assert "must be even" in capsys.readouterr().err

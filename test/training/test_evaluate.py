@@ -44,33 +44,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-class TestDatasetPairs:
-    def test_standard_layout(self, tmp_path) -> None:
-        root = _write_standard(tmp_path / "set", ["b", "a"])
-        (root / "ir" / "orphan.png").write_bytes(b"")
-        pairs, problems = evaluate.dataset_pairs(root)
-        assert [name for name, _, _ in pairs] == ["a", "b"]
-        assert len(problems) == 1 and "orphan" in problems[0]
-
-    def test_tno_layout_in_one_folder(self, tmp_path) -> None:
-        root = _write_tno(tmp_path / "tno", ["10", "2", "1"])
-        pairs, problems = evaluate.dataset_pairs(root)
-        assert [name for name, _, _ in pairs] == ["1", "2", "10"]
-        assert pairs[0][1].name == "IR1.png" and pairs[0][2].name == "VIS1.png" and not problems
-
-    def test_tno_names_inside_ir_vis(self, tmp_path) -> None:
-        root = tmp_path / "tno2"
-        for sub, prefix in (("ir", "IR"), ("vis", "VIS")):
-            (root / sub).mkdir(parents=True)
-            cv2.imwrite(str(root / sub / f"{prefix}7.png"), np.zeros((8, 8), np.uint8))
-        pairs, _ = evaluate.dataset_pairs(root)
-        assert [name for name, _, _ in pairs] == ["7"]
-
-    def test_missing_layout(self, tmp_path) -> None:
-        with pytest.raises(FileNotFoundError):
-            evaluate.dataset_pairs(tmp_path)
-
-
 def test_end_to_end_baselines_external_reference(tmp_path) -> None:
     standard = _write_standard(tmp_path / "synth", ["p1", "p2", "p3"])
     tno = _write_tno(tmp_path / "tno", ["1", "2"])
@@ -157,6 +130,8 @@ def test_bad_arguments(tmp_path) -> None:
     standard = _write_standard(tmp_path / "synth", ["p1"])
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--methods", "mean,wavelet"]) == 2
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--external", "nodir"]) == 2
+    assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--external", f"x={tmp_path / 'nodir'}"]) == 1
+    assert evaluate.main([str(tmp_path / "no_set"), "--out", str(tmp_path / "o")]) == 1
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--set", "no_such_setting=1"]) == 2
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--set", "smoothing_eps=0"]) == 2
     with pytest.raises(SystemExit):

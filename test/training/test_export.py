@@ -67,5 +67,5 @@ def test_cli_writes_safetensors_and_checked_onnx(weights, tmp_path, capsys):
 
 def test_cli_bad_weights(tmp_path, capsys):
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
-    assert main([str(tmp_path / "bad.safetensors"), "--out", str(tmp_path), "--no-onnx"]) == 2
+    assert main([str(tmp_path / "bad.safetensors"), "--out", str(tmp_path), "--no-onnx"]) == 1
     assert "bad.safetensors" in capsys.readouterr().err

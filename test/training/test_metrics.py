@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from ivif_ros.data import data_root
 from ivif_ros.training import metrics
 from ivif_ros.training.metrics import METRIC_NAMES, compute_metrics, to_gray_u8
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _data_root() -> Path:
-    return Path(os.environ.get("IVIF_DATA", REPO.parent / "shared" / "data"))
+    return data_root() or REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
