@@ -448,7 +448,7 @@ def _parser() -> argparse.ArgumentParser:
         "aug_invert": "train augmentation: probability of contrast inversion (thermal polarity)",
         "augment_test": "apply the augmentations to the test split as well",
         "deg_noise": "share of images whose worse member is the sharp image plus heavy noise (std 8-25) instead of the blur",
-        "deg_contrast": "share of images whose worse member is the sharp image with its contrast collapsed to 15-40 %",
+        "deg_contrast": "share of images whose worse member is the sharp image with its contrast collapsed to 15-40 %%",
         "deg_halo": "share of images whose worse member is the sharp image under a glare halo",
         "overwrite": "replace an existing dataset in --out",
     }
