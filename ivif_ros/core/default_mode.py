@@ -61,13 +61,13 @@ def fuse_default(
     clock.lap("detect")
     weights = weight_map.soft_weight_map(scores, window, stride, det_shape, config.weight_temperature, ops=ops)
     weights = ops.resize(weights, tuple(visible_lum.shape[-2:]), "linear")
-    if config.fusion_scheme == "pyramid":
+    if config.fusion_scheme == "pyramid":  # weights out: the effective visible share over the levels
         if config.detector_mix < 1.0:
             details = [fusion.split_base_detail(lum, config.base_radius, ops=ops)[1] for lum in (visible_lum, thermal_lum)]
             energy = fusion.detail_energy_weights(*details, config.detail_sigma, ops=ops)
             weights = fusion.blend(weights, energy, ops.scalar(config.detector_mix))
         clock.lap("weights")
-        fused = multiscale.pyramid_fuse(
+        fused, weights = multiscale.pyramid_fuse(
             visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
             config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain, ops=ops,
         )

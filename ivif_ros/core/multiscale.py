@@ -70,7 +70,7 @@ def match_select_band(
     radius: int = 2,
     selection_sharpness: float = 0.0,
     ops: Any = NUMPY_OPS,
-) -> Any:
+) -> tuple[Any, Any]:
     """Burt's rule for one band with a weight map for the averaging mode.
 
     Local energies ``E = mean(band²)`` and match ``M = 2·mean(vis·ir) / (E_vis + E_ir)`` over the
@@ -84,7 +84,7 @@ def match_select_band(
         weights: float32 visible share in [0, 1] (same shape).
 
     Returns:
-        float32 fused band.
+        (float32 fused band, the visible share used per coefficient).
     """
     energy_vis = ops.box_mean(visible * visible, radius)
     energy_ir = ops.box_mean(thermal * thermal, radius)
@@ -95,19 +95,24 @@ def match_select_band(
     else:
         selection = ops.where(energy_vis > energy_ir, ops.ones_like(visible), ops.zeros_like(visible))
     share = ops.where(match >= threshold, weights, selection)
-    return thermal + share * (visible - thermal)
+    return thermal + share * (visible - thermal), share
 
 
-def bright_base(visible: Any, thermal: Any, temperature: float, complement: float, ops: Any = NUMPY_OPS) -> Any:
+def bright_base(
+    visible: Any, thermal: Any, temperature: float, complement: float, ops: Any = NUMPY_OPS
+) -> tuple[Any, Any]:
     """Soft brightness selection of two low-pass bands plus ``complement`` × the darker one's detail.
 
     ``w = sigmoid((vis − ir) / temperature)``; ``bright = w·vis + (1 − w)·ir``; the darker band
     (``vis + ir − bright``) enters zero-mean with weight ``complement``.
+
+    Returns:
+        (fused base, ``w``).
     """
     share = ops.sigmoid((visible - thermal) * ops.scalar(1.0 / temperature))
     bright = thermal + share * (visible - thermal)
     dark = visible + thermal - bright
-    return bright + (dark - ops.mean(dark)) * ops.scalar(complement)
+    return bright + (dark - ops.mean(dark)) * ops.scalar(complement), share
 
 
 def usable_levels(shape: tuple[int, ...], levels: int) -> int:
@@ -127,7 +132,7 @@ def pyramid_fuse(
     base_complement: float = 0.3,
     detail_gain: float = 1.0,
     ops: Any = NUMPY_OPS,
-) -> Any:
+) -> tuple[Any, Any]:
     """Fuse two luminances in a Laplacian pyramid under a visible-share weight map.
 
     Args:
@@ -140,15 +145,21 @@ def pyramid_fuse(
         ops: the primitives.
 
     Returns:
-        float32 H×W fused luminance, not clipped (the caller stretches/clips).
+        (float32 H×W fused luminance, not clipped (the caller stretches/clips); the effective visible
+        share per pixel: the shares used at every level, expanded and averaged coarse to fine, each
+        finer level counting as much as all coarser ones together).
     """
     levels = usable_levels(tuple(visible.shape), levels)
     visible_bands = laplacian_pyramid(visible, levels, ops)
     thermal_bands = laplacian_pyramid(thermal, levels, ops)
     weight_levels = gaussian_pyramid(weights, levels, ops)
-    fused = [
-        match_select_band(v, t, w, threshold, radius, selection_sharpness, ops) * ops.scalar(detail_gain)
-        for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1])
-    ]
-    fused.append(bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement, ops))
-    return collapse_pyramid(fused, ops)
+    fused, shares = [], []
+    for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1]):
+        band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, ops)
+        fused.append(band * ops.scalar(detail_gain))
+        shares.append(share)
+    base, effective = bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement, ops)
+    fused.append(base)
+    for share in reversed(shares):
+        effective = (ops.pyr_up(effective, tuple(share.shape[-2:])) + share) * ops.scalar(0.5)
+    return collapse_pyramid(fused, ops), effective

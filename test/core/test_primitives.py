@@ -151,10 +151,13 @@ class TestPrimitives:
         visible, infrared = ((RNG.random((2, 75, 90)) * 255).astype(np.float32))
         weights = RNG.random((75, 90)).astype(np.float32)
         for sharpness in (0.0, 3.0):
-            expected = multiscale.pyramid_fuse(visible, infrared, weights, 3, 0.5, 2, sharpness, 8.0, 0.2, 1.1)
-            actual = multiscale.pyramid_fuse(tensor(visible), tensor(infrared), tensor(weights), 3, 0.5, 2, sharpness,
-                                             8.0, 0.2, 1.1, ops=TORCH)
+            expected, expected_share = multiscale.pyramid_fuse(visible, infrared, weights, 3, 0.5, 2, sharpness, 8.0,
+                                                               0.2, 1.1)
+            actual, share = multiscale.pyramid_fuse(tensor(visible), tensor(infrared), tensor(weights), 3, 0.5, 2,
+                                                    sharpness, 8.0, 0.2, 1.1, ops=TORCH)
             np.testing.assert_allclose(array(actual), expected, atol=2e-2)
+            np.testing.assert_allclose(array(share), expected_share, atol=1e-3)
+            assert 0.0 <= expected_share.min() and expected_share.max() <= 1.0
         bands = multiscale.laplacian_pyramid(visible, 3)
         np.testing.assert_allclose(multiscale.collapse_pyramid(bands), visible, atol=1e-3)  # exact inverse
 
