@@ -168,17 +168,22 @@ def _stem_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(re.escape(before) + r"(?P<k>.+?)" + re.escape(after) + r"$", re.IGNORECASE)
 
 
-def _index(files: Sequence[Path], folder: Path, pattern: str) -> dict[str, Path]:
-    """Map pair keys to files: ``pattern`` matched on the file name or stem, key = relative path."""
+def _index(files: Sequence[Path], folder: Path, pattern: str) -> tuple[dict[str, Path], list[str]]:
+    """Map pair keys to files (``pattern`` on the stem or name; key = relative path), and name clashes."""
     regex = _stem_regex(pattern)
     keyed: dict[str, Path] = {}
+    clashes: list[str] = []
     for path in files:
         match = regex.match(path.stem) or regex.match(path.name)
         if match is None:
             continue
-        key = match.group("k") if pattern.startswith("{k}") else match.group("k").lstrip("_-")
-        keyed[(path.parent.relative_to(folder) / key).as_posix()] = path
-    return keyed
+        name = match.group("k") if pattern.startswith("{k}") else match.group("k").lstrip("_-")  # IR_12 -> 12
+        key = (path.parent.relative_to(folder) / name).as_posix()
+        if key in keyed:
+            clashes.append(f"{path}: same pair name as {keyed[key].name}, ignored")
+        else:
+            keyed[key] = path
+    return keyed, clashes
 
 
 def _child(root: Path, name: str) -> Path | None:
@@ -239,7 +244,8 @@ def _pair_up(
     """Pair files with the (infrared, visible) pattern that pairs the most (the first on a tie)."""
     best: tuple[list[ImagePair], list[str]] | None = None
     for ir_pattern, vis_pattern in patterns:
-        ir_keys, vis_keys = _index(ir_files, ir_root, ir_pattern), _index(vis_files, vis_root, vis_pattern)
+        (ir_keys, ir_clashes), (vis_keys, vis_clashes) = (
+            _index(ir_files, ir_root, ir_pattern), _index(vis_files, vis_root, vis_pattern))
         if ir_root == vis_root:  # one folder: a file must not pair with itself
             ir_keys = {k: p for k, p in ir_keys.items() if p != vis_keys.get(k)}
         names = sorted(ir_keys.keys() & vis_keys.keys(), key=natural_key)
@@ -247,7 +253,7 @@ def _pair_up(
         ir_only = sorted(ir_keys.keys() - vis_keys.keys(), key=natural_key)
         vis_only = sorted(vis_keys.keys() - ir_keys.keys(), key=natural_key)
         problems = [f"{ir_keys[k]}: no visible partner" for k in ir_only]
-        problems += [f"{vis_keys[k]}: no infrared partner" for k in vis_only]
+        problems += [f"{vis_keys[k]}: no infrared partner" for k in vis_only] + ir_clashes + vis_clashes
         if best is None or len(pairs) > len(best[0]):
             best = (pairs, problems)
     assert best is not None

@@ -270,3 +270,12 @@ def test_importable_first_and_after_the_core():
         code = f"import {first}, {second}; print('ok')"
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_same_name_with_two_suffixes_is_reported(tmp_path):
+    _write(tmp_path / "ir" / "a.png")
+    _write(tmp_path / "ir" / "a.jpg")
+    _write(tmp_path / "vis" / "a.png")
+    pairs, problems = find_pairs(tmp_path)
+    assert [(p.name, p.ir.name) for p in pairs] == [("a", "a.jpg")]  # sorted by path: a.jpg first
+    assert problems == [f"{tmp_path / 'ir' / 'a.png'}: same pair name as a.jpg, ignored"]

@@ -1,14 +1,15 @@
 """The detector backend interface and its registry.
 
-A backend runs a detector's dense ``forward``: float32 (1, 2, H, W) pairs in 0..1 → float32
-(1, 1, nh, nw) window scores (log-odds that channel 0, the visible image, is the sharper one).
+A backend runs a detector's dense ``forward``: float32 (N, 2, H, W) pairs in 0..1 → float32
+(N, 1, nh, nw) window scores (log-odds that channel 0, the visible image, is the sharper one);
+N = 1 for a frame, N = B on the batched offline path.
 """
 from __future__ import annotations
 
 import abc
 import inspect
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class DetectorBackend(abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, pair: np.ndarray) -> np.ndarray:
-        """Score a (1, 2, H, W) float32 pair; returns (1, 1, nh, nw) float32."""
+        """Score an (N, 2, H, W) float32 pair batch; returns (N, 1, nh, nw) float32."""
 
     def describe(self) -> dict[str, str]:
         """Short facts for logs and diagnostics."""
@@ -48,10 +49,10 @@ class DetectorBackend(abc.ABC):
         override it so the CUDA-resident pipeline never leaves the GPU.
 
         Args:
-            pair: float tensor (1, 2, H, W) in 0..1.
+            pair: float tensor (N, 2, H, W) in 0..1.
 
         Returns:
-            float32 tensor (1, 1, nh, nw) on ``pair.device``.
+            float32 tensor (N, 1, nh, nw) on ``pair.device``.
         """
         import torch
 
@@ -64,7 +65,9 @@ _REGISTRY: dict[str, BackendFactory] = {}
 _AVAILABILITY: dict[str, Callable[[str], str | None]] = {}
 
 
-def register_backend(name: str, availability: Callable[[str], str | None]) -> Callable[[BackendFactory], BackendFactory]:
+def register_backend(
+    name: str, availability: Callable[[str], str | None]
+) -> Callable[[BackendFactory], BackendFactory]:
     """Class decorator: register a backend factory under ``name``.
 
     ``availability(device)`` returns None when the backend can run on ``device``, else the reason.
@@ -154,9 +157,16 @@ def create_backend(name: str, model, device: str = "auto", **options) -> Detecto
                 continue
             reason = _AVAILABILITY[candidate](candidate_device)
             if reason is None:
-                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, "; ".join(reasons) or "first choice")
                 factory = _REGISTRY[candidate]
-                return factory(model, device=candidate_device, **_accepted_options(factory, options))
+                try:
+                    backend = factory(model, device=candidate_device, **_accepted_options(factory, options))
+                except BackendError as error:  # e.g. a TensorRT build failure: try the next candidate
+                    LOGGER.warning("backend auto: %s failed (%s); trying the next candidate", label, error)
+                    reasons.append(f"{label}: failed: {error}")
+                    continue
+                why = "; ".join(reasons) or "first choice"
+                LOGGER.info("backend auto -> %s on %s (%s)", candidate, candidate_device, why)
+                return backend
             reasons.append(f"{label}: {reason}")
         raise BackendError("no usable backend: " + "; ".join(reasons))
     if name not in _REGISTRY:

@@ -1,46 +1,62 @@
 """On-disk caches for exported detector graphs (ONNX) and compiled TensorRT engines.
 
-Everything a cached artefact depends on is part of its key, so a stale file is never picked up:
+Trust rules (a cached file is code the process will run):
 
-* ``model_fingerprint(model)`` — sha256 over the architecture, its runtime attributes (window,
-  stride, constructor kwargs) and every tensor of the state dict; the ONNX export is keyed by it.
-* ``EngineKey`` — GPU name, TensorRT version, ONNX sha256, optimisation-profile shapes and
-  precision; a TensorRT engine is keyed by its digest.
-
-``EngineCache`` stores each engine next to a JSON sidecar holding the key and the engine's own
-sha256. ``load`` refuses (and deletes) an engine whose sidecar is missing, unreadable, written for
-another key, or whose bytes do not match the recorded hash; ``load_or_build`` then rebuilds it.
-Writes are atomic (temporary file + ``os.replace``), so a crash never leaves a half-written engine
-under the final name.
+* **Private folders.** ``private_cache_dir`` creates each cache folder with mode 0700 and refuses
+  one owned by another user or writable by group/others (logged); the caller then gets a fresh
+  private temporary folder (``tempfile.mkdtemp``) for this process instead.
+* **One atomic file per entry.** An entry is a header (magic, JSON key, payload sha256) followed by
+  the payload, written to a temporary sibling and renamed into place (``write_entry``), so a reader
+  never sees an engine without its key or a half-written file.
+* **Bound to what it was made from.** ``read_entry`` serves the payload only when the stored key
+  equals the expected key and the payload hash matches; otherwise it logs why and the caller
+  rebuilds. ONNX exports are keyed by the model's fingerprint and this code's export settings;
+  engines by ``EngineKey`` (GPU, compute capability, CUDA major, TensorRT version, ONNX sha256,
+  profile, precision, builder flags).
+* **One builder.** ``EngineCache.load_or_build`` holds an exclusive ``fcntl.flock`` on a lock file
+  in the folder, so two processes asking for the same engine build it once.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import stat
+import struct
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 __all__ = [
     "CACHE_ENV",
     "EngineCache",
     "EngineKey",
+    "cache_lock",
     "default_cache_dir",
     "model_fingerprint",
+    "private_cache_dir",
+    "read_entry",
     "sha256_bytes",
-    "sha256_file",
     "profile_from_resolutions",
+    "write_entry",
 ]
 
 LOGGER = logging.getLogger("ivif_ros.backends")
 
 #: Environment variable that overrides the cache root (default ``~/.cache/ivif_ros``).
 CACHE_ENV = "IVIF_CACHE_DIR"
+#: First bytes of every cache entry file (format version 1).
+ENTRY_MAGIC = b"IVIFCACHE1\n"
+_HEADER_LENGTH = struct.Struct(">Q")
+_MAX_HEADER = 1 << 20
 
 Shape = tuple[int, int, int, int]
+_FALLBACK_DIRS: dict[str, Path] = {}
 
 
 def default_cache_dir(kind: str) -> Path:
@@ -57,22 +73,123 @@ def default_cache_dir(kind: str) -> Path:
     return base / kind
 
 
+def _untrusted_reason(folder: Path) -> str | None:
+    """Why ``folder`` must not hold cache entries of this user, or None when it may."""
+    try:
+        info = folder.stat()
+    except OSError as error:
+        return f"cannot stat ({error})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a folder"
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not by this user (uid {os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def private_cache_dir(folder: str | Path, kind: str) -> Path:
+    """``folder`` created with mode 0700 and checked, or a fresh private temporary folder.
+
+    Args:
+        folder: the wanted cache folder (missing parents are created with mode 0700 too).
+        kind: short name for logs and the fallback folder's prefix (``onnx``, ``tensorrt``).
+
+    Returns:
+        ``folder`` when it is owned by this user and not group/other-writable; otherwise (logged)
+        one ``tempfile.mkdtemp`` folder per ``kind`` for the rest of this process.
+
+    Raises:
+        OSError: ``folder`` cannot be created (e.g. a read-only home).
+    """
+    folder = Path(folder).expanduser()
+    missing = [level for level in (folder, *folder.parents) if not level.exists()]
+    for level in reversed(missing):  # Path.mkdir(parents=True) would ignore the mode for parents
+        level.mkdir(mode=0o700, exist_ok=True)
+    reason = _untrusted_reason(folder)
+    if reason is None:
+        return folder
+    fallback = _FALLBACK_DIRS.get(kind)
+    if fallback is None or _untrusted_reason(fallback) is not None:
+        fallback = Path(tempfile.mkdtemp(prefix=f"ivif_ros-{kind}-"))
+        _FALLBACK_DIRS[kind] = fallback
+    LOGGER.warning(
+        "refusing %s cache %s: %s; using the private folder %s for this process", kind, folder, reason, fallback
+    )
+    return fallback
+
+
+def write_entry(path: str | Path, key: dict[str, Any], payload: bytes) -> Path:
+    """Write one cache entry (header with ``key`` and the payload hash, then ``payload``) atomically.
+
+    Raises:
+        OSError: the folder is not writable.
+    """
+    path = Path(path)
+    header = json.dumps(
+        {"key": key, "payload_sha256": sha256_bytes(payload), "bytes": len(payload)}, sort_keys=True
+    ).encode()
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(handle, "wb") as fh:
+            fh.write(ENTRY_MAGIC + _HEADER_LENGTH.pack(len(header)) + header)
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_entry(path: str | Path, key: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """The payload of the entry at ``path`` when it was written for ``key`` and is intact.
+
+    Returns:
+        ``(payload, None)``, or ``(None, reason)``: missing, unreadable, not an entry, written for
+        another key, or the payload does not match its recorded sha256 (truncated or modified).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as error:
+        return None, f"unreadable ({error})"
+    start = len(ENTRY_MAGIC) + _HEADER_LENGTH.size
+    if not data.startswith(ENTRY_MAGIC) or len(data) < start:
+        return None, "not a cache entry (no header)"
+    (length,) = _HEADER_LENGTH.unpack_from(data, len(ENTRY_MAGIC))
+    if length > _MAX_HEADER or start + length > len(data):
+        return None, "corrupt header"
+    try:
+        header = json.loads(data[start:start + length])
+    except ValueError:
+        return None, "corrupt header"
+    if not isinstance(header, dict) or header.get("key") != json.loads(json.dumps(key, sort_keys=True)):
+        return None, "written for another key (model, export settings, device or versions differ)"
+    payload = data[start + length:]
+    if not payload or header.get("payload_sha256") != sha256_bytes(payload):
+        return None, "sha256 mismatch (truncated or modified)"
+    return payload, None
+
+
+@contextlib.contextmanager
+def cache_lock(folder: str | Path, name: str) -> Iterator[None]:
+    """Exclusive inter-process lock (``fcntl.flock``) on ``<folder>/.<name>.lock`` while inside."""
+    lock_path = Path(folder) / f".{name}.lock"
+    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_fingerprint(model: Any) -> str:
@@ -104,31 +221,37 @@ def model_fingerprint(model: Any) -> str:
     return digest.hexdigest()
 
 
-def profile_from_resolutions(resolutions: Sequence[tuple[int, int]], channels: int = 2) -> tuple[Shape, Shape, Shape]:
+def profile_from_resolutions(
+    resolutions: Sequence[tuple[int, int]], channels: int = 2, max_batch: int = 1, min_side: int = 32
+) -> tuple[Shape, Shape, Shape]:
     """A TensorRT optimisation profile (min, opt, max input shapes) covering detector input sizes.
 
-    min / max are the element-wise minimum / maximum of the given (height, width) sizes; opt is the
-    first size given (list the size the robot runs most first).
+    min is one ``min_side`` × ``min_side`` window at batch 1 (so any detector scale that keeps one
+    window fits), opt is the first size given at batch 1 (list the size the robot runs most first),
+    max is the element-wise maximum of the sizes at batch ``max_batch``.
 
     Args:
-        resolutions: detector input sizes (height, width), each side >= 32 (one window).
+        resolutions: detector input sizes (height, width), each side >= ``min_side``.
         channels: input channels of the detector (2: visible, infrared).
+        max_batch: largest batch the engine accepts (the batched offline path).
+        min_side: smallest side accepted (one detector window).
 
     Returns:
-        ``((1, C, hmin, wmin), (1, C, hopt, wopt), (1, C, hmax, wmax))``.
+        ``((1, C, min, min), (1, C, hopt, wopt), (max_batch, C, hmax, wmax))``.
 
     Raises:
-        ValueError: empty list or a side smaller than 32.
+        ValueError: empty list, a side smaller than ``min_side`` or ``max_batch`` < 1.
     """
     sizes = [(int(h), int(w)) for h, w in resolutions]
     if not sizes:
         raise ValueError("resolutions must name at least one (height, width)")
+    if int(max_batch) < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     for height, width in sizes:
-        if height < 32 or width < 32:
-            raise ValueError(f"detector input {height}x{width} is smaller than one 32x32 window")
-    low = (min(h for h, _ in sizes), min(w for _, w in sizes))
+        if height < min_side or width < min_side:
+            raise ValueError(f"detector input {height}x{width} is smaller than one {min_side}x{min_side} window")
     high = (max(h for h, _ in sizes), max(w for _, w in sizes))
-    return (1, channels, *low), (1, channels, *sizes[0]), (1, channels, *high)
+    return (1, channels, min_side, min_side), (1, channels, *sizes[0]), (int(max_batch), channels, *high)
 
 
 @dataclass(frozen=True)
@@ -138,9 +261,12 @@ class EngineKey:
     Attributes:
         gpu_name: ``torch.cuda.get_device_name`` of the device it was built on.
         trt_version: ``tensorrt.__version__``.
-        onnx_sha256: sha256 of the ONNX file it was built from.
+        onnx_sha256: sha256 of the ONNX graph it was built from.
         profile: (min, opt, max) input shapes of the optimisation profile.
         precision: ``"fp16"`` or ``"fp32"``.
+        compute_capability: ``"major.minor"`` of the device.
+        cuda_major: CUDA major version of the runtime (torch's build).
+        builder_flags: how the network was built (e.g. ``strongly_typed``, ``fp16_flag``).
     """
 
     gpu_name: str
@@ -148,11 +274,15 @@ class EngineKey:
     onnx_sha256: str
     profile: tuple[Shape, Shape, Shape]
     precision: str
+    compute_capability: str = ""
+    cuda_major: str = ""
+    builder_flags: tuple[str, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (tuples become lists)."""
         data = asdict(self)
         data["profile"] = [list(shape) for shape in self.profile]
+        data["builder_flags"] = list(self.builder_flags)
         return data
 
     def digest(self) -> str:
@@ -166,79 +296,40 @@ class EngineKey:
 
 
 class EngineCache:
-    """A folder of engines with JSON sidecars; see the module docstring for the trust rules.
+    """A private folder of engine entries; see the module docstring for the trust rules.
 
     Args:
-        directory: cache folder (created on first store).
+        directory: cache folder (created with mode 0700; an untrusted one is replaced by a private
+            temporary folder, logged).
     """
 
     def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory).expanduser()
+        self.requested = Path(directory).expanduser()
+        self.directory = private_cache_dir(self.requested, "tensorrt")
 
     def path_for(self, key: EngineKey) -> Path:
-        """Engine file path for ``key``."""
+        """Entry file path for ``key`` (engine and key in one file)."""
         return self.directory / key.filename()
 
-    def _meta_path(self, key: EngineKey) -> Path:
-        return self.path_for(key).with_suffix(".json")
-
     def invalidate(self, key: EngineKey) -> None:
-        """Delete the engine and sidecar of ``key`` when present."""
-        for path in (self.path_for(key), self._meta_path(key)):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+        """Delete the entry of ``key`` when present."""
+        self.path_for(key).unlink(missing_ok=True)
 
     def load(self, key: EngineKey) -> bytes | None:
-        """The cached engine bytes for ``key``, or None when absent or untrustworthy (then deleted).
-
-        Returns:
-            Serialised engine, or None (missing, sidecar missing/corrupt/mismatched, hash mismatch).
-        """
-        engine_path, meta_path = self.path_for(key), self._meta_path(key)
-        if not engine_path.is_file():
-            return None
-        problem = None
-        try:
-            meta = json.loads(meta_path.read_text())
-            data = engine_path.read_bytes()
-        except (OSError, ValueError) as error:
-            problem, data, meta = f"unreadable ({error})", b"", {}
-        if problem is None and meta.get("key") != key.as_dict():
-            problem = "written for another key"
-        if problem is None and meta.get("engine_sha256") != sha256_bytes(data):
-            problem = "sha256 mismatch (truncated or modified)"
-        if problem is None and not data:
-            problem = "empty engine file"
-        if problem is not None:
-            LOGGER.warning("discarding cached engine %s: %s", engine_path, problem)
+        """The cached engine bytes for ``key``, or None when absent or untrustworthy (then deleted)."""
+        data, reason = read_entry(self.path_for(key), key.as_dict())
+        if data is None and reason != "missing":
+            LOGGER.warning("discarding cached engine %s: %s; it will be rebuilt", self.path_for(key), reason)
             self.invalidate(key)
-            return None
         return data
 
     def store(self, key: EngineKey, data: bytes) -> Path:
-        """Write ``data`` atomically with its sidecar.
-
-        Returns:
-            The engine path.
+        """Write ``data`` with its key as one atomic file.
 
         Raises:
             OSError: the folder is not writable.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        engine_path = self.path_for(key)
-        meta = {"key": key.as_dict(), "engine_sha256": sha256_bytes(data), "bytes": len(data)}
-        for target, payload in ((engine_path, data), (self._meta_path(key), json.dumps(meta, indent=1).encode())):
-            handle, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=target.suffix)
-            try:
-                with os.fdopen(handle, "wb") as fh:
-                    fh.write(payload)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return engine_path
+        return write_entry(self.path_for(key), key.as_dict(), data)
 
     def load_or_build(
         self,
@@ -249,8 +340,9 @@ class EngineCache:
     ) -> tuple[Any, bool]:
         """Deserialise the cached engine, or build, store and deserialise a new one.
 
-        A cached engine that passes the sidecar checks but fails to deserialise (``deserialize``
-        raises or returns None) is deleted and rebuilt once.
+        Runs under an exclusive lock for ``key``: a second process waits and then loads the engine
+        the first one built. A cached engine that passes the checks but fails to deserialise
+        (``deserialize`` raises or returns None) is deleted and rebuilt once.
 
         Args:
             key: the engine key.
@@ -264,23 +356,24 @@ class EngineCache:
         Raises:
             RuntimeError: a freshly built engine does not deserialise.
         """
-        if force_rebuild:
-            self.invalidate(key)
-        data = self.load(key)
-        if data is not None:
-            try:
-                engine = deserialize(data)
-            except Exception as error:  # TensorRT raises various types on corrupt input
-                LOGGER.warning("cached engine %s does not deserialise (%s); rebuilding", self.path_for(key), error)
-                engine = None
-            if engine is not None:
-                LOGGER.info("loaded cached engine %s", self.path_for(key))
-                return engine, False
-            self.invalidate(key)
-        data = build()
-        engine = deserialize(data)
-        if engine is None:
-            raise RuntimeError("a freshly built engine failed to deserialise")
-        path = self.store(key, data)
-        LOGGER.info("built and cached engine %s", path)
-        return engine, True
+        with cache_lock(self.directory, key.digest()[:16]):
+            if force_rebuild:
+                self.invalidate(key)
+            data = self.load(key)
+            if data is not None:
+                try:
+                    engine = deserialize(data)
+                except Exception as error:  # TensorRT raises various types on corrupt input
+                    LOGGER.warning("cached engine %s does not deserialise (%s); rebuilding", self.path_for(key), error)
+                    engine = None
+                if engine is not None:
+                    LOGGER.info("loaded cached engine %s", self.path_for(key))
+                    return engine, False
+                self.invalidate(key)
+            data = build()
+            engine = deserialize(data)
+            if engine is None:
+                raise RuntimeError("a freshly built engine failed to deserialise")
+            path = self.store(key, data)
+            LOGGER.info("built and cached engine %s", path)
+            return engine, True

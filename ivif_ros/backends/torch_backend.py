@@ -1,6 +1,8 @@
 """PyTorch backend (CPU, or CUDA with optional fp16)."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -28,13 +30,21 @@ def _torch_availability(device: str) -> str | None:
 
 @register_backend("torch", _torch_availability)
 class TorchBackend(DetectorBackend):
-    """Runs the network with torch; fp16 and channels_last on CUDA by default.
+    """Runs a private copy of the network with torch; fp16 on CUDA by default.
+
+    The caller's module is never modified (it is deep-copied before ``.to``/``.half``), so one
+    module can feed several backends (fp32 and fp16 rows of ``ivif-bench``, the ONNX export).
+    On CUDA the calls through ``__call__`` run on the backend's own stream (never the legacy
+    default stream); ``forward_tensor`` runs on the caller's current stream, which the CUDA frame
+    path sets to its own.
 
     Args:
         model: detector ``nn.Module``.
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         fp16: half precision (default: on CUDA only).
-        channels_last: NHWC memory format (default: on CUDA only, where cuDNN prefers it).
+        channels_last: NHWC memory format (default off: the 2-channel input is sliced into two
+            1-channel images at once, so NHWC only adds layout copies; on CPU it measured no faster,
+            docs/speed.md).
         cuda_graphs: capture one CUDA graph per input shape and replay it (CUDA only; removes
             the per-layer launch overhead that dominates a small network at high frame rates).
         threads: ``torch.set_num_threads`` for CPU inference (None = leave torch's setting).
@@ -63,18 +73,19 @@ class TorchBackend(DetectorBackend):
         if cuda_graphs and not on_cuda:
             raise BackendError(f"cuda_graphs needs a CUDA device, got {self.device!r}")
         self.fp16 = on_cuda if fp16 is None else bool(fp16)
-        self.channels_last = on_cuda if channels_last is None else bool(channels_last)
+        self.channels_last = bool(channels_last)
         self.cuda_graphs = bool(cuda_graphs)
         self.threads = threads
         if threads is not None:
             torch.set_num_threads(int(threads))
-        self._model = model.eval().to(self._device)
+        self._model = copy.deepcopy(model).eval().to(self._device)
         if self.fp16:
             self._model = self._model.half()
         if self.channels_last:
             self._model = self._model.to(memory_format=torch.channels_last)
         self._dtype = torch.float16 if self.fp16 else torch.float32
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self._stream = torch.cuda.Stream(device=self._device) if on_cuda else None
 
     def _prepare(self, pair: torch.Tensor) -> torch.Tensor:
         pair = pair.to(device=self._device, dtype=self._dtype, non_blocking=True)
@@ -107,7 +118,7 @@ class TorchBackend(DetectorBackend):
         return static_out.clone()
 
     def forward_tensor(self, pair: torch.Tensor) -> torch.Tensor:
-        """Score a (1, 2, H, W) tensor on the backend's device; returns float32 (1, 1, nh, nw) there."""
+        """Score an (N, 2, H, W) tensor on the backend's device; returns float32 (N, 1, nh, nw) there."""
         prepared = self._prepare(pair)
         if self.cuda_graphs:
             return self._graphed(prepared).float()
@@ -115,9 +126,12 @@ class TorchBackend(DetectorBackend):
             return self._model(prepared).float()
 
     def __call__(self, pair: np.ndarray) -> np.ndarray:
-        """Score a (1, 2, H, W) float32 pair; returns (1, 1, nh, nw) float32."""
+        """Score an (N, 2, H, W) float32 pair batch; returns (N, 1, nh, nw) float32."""
         tensor = torch.from_numpy(np.ascontiguousarray(pair, dtype=np.float32))
-        return self.forward_tensor(tensor).cpu().numpy()
+        if self._stream is None:
+            return self.forward_tensor(tensor).numpy()
+        with torch.cuda.stream(self._stream):
+            return self.forward_tensor(tensor).cpu().numpy()
 
     def set_stride(self, stride: int) -> None:
         """Change the dense window stride (models whose stride is a free parameter, e.g. ``seed``)."""

@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--colored-topic", default=topics.COLORED_TOPIC, help="colour weight topic (%(default)s)")
     fuse.add_argument("--copy-inputs", action="store_true", help="copy the input topics into the output bag")
     fuse.add_argument("--limit", type=int, help="fuse only the first N pairs")
+    fuse.add_argument("--batch", type=int, default=1, help="consecutive pairs of one size fused per call (%(default)s)")
     fuse.add_argument("--mode", choices=("default", "seed"), default="default", help="pipeline mode (%(default)s)")
     add_detector_arguments(fuse)
     _add_output_args(fuse)

@@ -23,8 +23,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -164,7 +165,7 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
     """Median, p95, mean, min and max of millisecond samples."""
     values = np.asarray(samples, dtype=np.float64)
     if values.size == 0:
-        return {"median": float("nan"), "p95": float("nan"), "mean": float("nan"), "min": float("nan"), "max": float("nan")}
+        return dict.fromkeys(("median", "p95", "mean", "min", "max"), float("nan"))
     return {
         "median": float(np.median(values)),
         "p95": float(np.percentile(values, 95)),
@@ -252,6 +253,31 @@ def _bench_pipeline(pipeline, pairs, runs: int, warmup: int, msg_fns) -> dict[st
     return {"stages": stats, "pairs_per_s": 1000.0 / stats["total"]["median"], "peak_rss_mb": _peak_rss_mb()}
 
 
+def _bench_batched(pipeline, pairs, batch: int, runs: int, warmup: int) -> dict[str, Any]:
+    """The offline path: ``fuse_batches`` over ``warmup + runs`` batches of ``batch`` pairs.
+
+    Stage times are each pair's share; ``total`` is the time between consecutive batches coming
+    out (double-buffered on CUDA, so it includes the overlap), per batch; pairs/s = batch / total.
+    """
+    groups = [
+        [pairs[(start + k) % len(pairs)] for k in range(batch)] for start in range(0, (warmup + runs) * batch, batch)
+    ]
+    samples: dict[str, list[float]] = {stage: [] for stage in ("prepare", "enhance", "detect", "weights", "fuse")}
+    samples["total"] = []
+    _reset_peak_rss()
+    start = time.perf_counter()
+    for index, results in enumerate(pipeline.fuse_batches(groups)):
+        now = time.perf_counter()
+        if index >= warmup:
+            samples["total"].append((now - start) * 1e3)
+            for stage in samples:
+                if stage != "total":
+                    samples[stage].append(float(results[0].timings.get(stage, 0.0)))
+        start = now
+    stats = {stage: summarize(values) for stage, values in samples.items() if values}
+    return {"stages": stats, "pairs_per_s": 1000.0 * batch / stats["total"]["median"], "peak_rss_mb": _peak_rss_mb()}
+
+
 def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[str, Any]:
     times = []
     for index in range(warmup + runs):
@@ -260,7 +286,7 @@ def _bench_detector(backend, pair: np.ndarray, runs: int, warmup: int) -> dict[s
         if index >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
     stats = summarize(times)
-    return {"ms": stats, "pairs_per_s": 1000.0 / stats["median"]}
+    return {"ms": stats, "pairs_per_s": 1000.0 * len(pair) / stats["median"]}
 
 
 def _cuda_peak_mb(device: str) -> float | None:
@@ -278,6 +304,30 @@ def _reset_cuda_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def _error_text(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, (RuntimeError, ValueError)) else f"{type(error).__name__}: {text}"
+
+
+class _ReportWriter:
+    """Rewrites ``bench.json`` and ``bench.md`` (atomically) after every finished row, so a backend
+    that kills the process still leaves the rows measured before it."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, report: dict[str, Any]) -> str:
+        markdown = render_markdown(report)
+        if self.folder is not None:
+            for name, text in (("bench.json", json.dumps(report, indent=1, default=str)), ("bench.md", markdown)):
+                tmp = self.folder / f".{name}.tmp"
+                tmp.write_text(text)
+                os.replace(tmp, self.folder / name)
+        return markdown
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -292,23 +342,30 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- GPU: {machine.get('gpu') or 'none (no CUDA device)'}",
         f"- torch {machine['torch']} (threads {machine['torch_threads']}), onnxruntime {machine.get('onnxruntime')}, "
         f"opencv {machine.get('opencv')} (threads {machine.get('opencv_threads')})",
-        f"- device {report['device']}, runs {report['runs']} after {report['warmup']} warm-up, inputs {report['inputs']}",
+        f"- device {report['device']}, runs {report['runs']} after {report['warmup']} warm-up, "
+        f"inputs {report['inputs']}",
         f"- config overrides: {report['overrides'] or 'none (product defaults)'}",
         "",
         "## Full pipeline (median ms; p95 in parentheses)",
         "",
-        "| size | backend | " + " | ".join(STAGES) + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
-        "|" + "---|" * (len(STAGES) + 6),
+        "Batch > 1 rows are the offline batched path (`fuse_batches`): stages are each pair's share,",
+        "total is per batch; pairs/s counts every pair.",
+        "",
+        "| size | backend | batch | " + " | ".join(STAGES)
+        + " | total | pairs/s | peak RSS MB | load avg 1m (before→after) |",
+        "|" + "---|" * (len(STAGES) + 7),
     ]
     for row in report["pipeline"]:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row['variant']} | skipped: {row['error']} |")
+            lines.append(f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | skipped: {row['error']} |")
             continue
         stages = row["stages"]
-        cells = [f"{_fmt(stages[s]['median'], 2)} ({_fmt(stages[s]['p95'], 2)})" if s in stages else "–" for s in STAGES]
+        cells = [
+            f"{_fmt(stages[s]['median'], 2)} ({_fmt(stages[s]['p95'], 2)})" if s in stages else "–" for s in STAGES
+        ]
         total = stages["total"]
         lines.append(
-            f"| {row['size']} | {row['variant']} | " + " | ".join(cells)
+            f"| {row['size']} | {row['variant']} | {row.get('batch', 1)} | " + " | ".join(cells)
             + f" | {_fmt(total['median'])} ({_fmt(total['p95'])}) | **{_fmt(row['pairs_per_s'])}** | "
             + f"{_fmt(row['peak_rss_mb'], 0)} | {row['load_before'][0]:.2f}→{row['load_after'][0]:.2f} |"
         )
@@ -316,16 +373,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Detector alone (at the pipeline's detector input size)",
         "",
-        "| size | detector input | backend | settings | median ms | p95 ms | pairs/s | load avg 1m |",
-        "|---|---|---|---|---|---|---|---|",
+        "| size | detector input | backend | batch | settings | median ms per call | p95 ms | pairs/s | load avg 1m |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["detector"]:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row.get('input', '')} | {row['variant']} | skipped: {row['error']} | | | | |")
+            lines.append(
+                f"| {row['size']} | {row.get('input', '')} | {row['variant']} | {row.get('batch', 1)} | "
+                f"skipped: {row['error']} | | | | |"
+            )
             continue
         settings = ", ".join(f"{k}={v}" for k, v in row["describe"].items() if k not in ("backend", "onnx", "engine"))
         lines.append(
-            f"| {row['size']} | {row['input']} | {row['variant']} | {settings} | {_fmt(row['ms']['median'], 2)} | "
+            f"| {row['size']} | {row['input']} | {row['variant']} | {row.get('batch', 1)} | {settings} | "
+            f"{_fmt(row['ms']['median'], 2)} | "
             f"{_fmt(row['ms']['p95'], 2)} | **{_fmt(row['pairs_per_s'])}** | {row['load_before'][0]:.2f} |"
         )
     for note in report.get("notes", []):
@@ -349,6 +410,7 @@ def bench_command(
     skip_pipeline: bool = False,
     skip_detector: bool = False,
     quiet: bool = False,
+    batches: Sequence[int] = (1,),
 ) -> int:
     """Run the benchmark; see the module docstring.
 
@@ -369,6 +431,7 @@ def bench_command(
         skip_pipeline: only time the detectors.
         skip_detector: only time the pipeline.
         quiet: no table on stdout.
+        batches: pairs per call; each gives its own rows (1 = the single-pair path a node takes).
 
     Returns:
         0 on success (skipped variants are reported, not errors), 2 on a usage error; other
@@ -376,7 +439,7 @@ def bench_command(
     """
     import torch
 
-    from ivif_ros.backends import BackendError, create_backend
+    from ivif_ros.backends import create_backend
     from ivif_ros.backends.choice import DetectorChoice
     from ivif_ros.core.pipeline import FusionConfig, detector_input_size
     from ivif_ros.core.settings import parse_assignments
@@ -400,6 +463,9 @@ def bench_command(
             configs.append((f" [{label}]", extra))
         if runs < 1 or warmup < 0:
             raise ValueError("--runs must be >= 1 and --warmup >= 0")
+        batches = [int(b) for b in batches]
+        if not batches or min(batches) < 1:
+            raise ValueError("--batch values must be >= 1")
     except (ValueError, TypeError) as error:
         print(f"ivif-bench: {error}", file=sys.stderr)
         return 2
@@ -427,45 +493,50 @@ def bench_command(
         report["notes"].append(
             f"detector {info.name} is UNTRAINED (no shipped weights): timings are valid, weight maps are not"
         )
+    writer = _ReportWriter(Path(out) if out else None)
+    writer.write(report)
     for size in frame_sizes:
         label = f"{size[1]}x{size[0]}"
         pairs = _load_pairs(size, data, 8)
-        for text, choice in zip(variant_texts, choices):
+        for text, choice in zip(variant_texts, choices, strict=True):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
-            for suffix, row_config in configs if not skip_pipeline else ():
-                row: dict[str, Any] = {"size": label, "variant": text + suffix}
+            runs_of_rows = [(batch, suffix, cfg) for batch in batches for suffix, cfg in configs]
+            for batch, suffix, row_config in [] if skip_pipeline else runs_of_rows:
+                row: dict[str, Any] = {"size": label, "variant": text + suffix, "batch": batch}
                 try:
                     pipeline = _make_pipeline(dataclasses.replace(row_config), choice, use_torch)
                     row["describe"] = {k: str(v) for k, v in pipeline.describe().items()}
                     _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
-                    row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
+                    if batch == 1:
+                        row.update(_bench_pipeline(pipeline, pairs, runs, warmup, msg_fns))
+                    else:
+                        row.update(_bench_batched(pipeline, pairs, batch, runs, warmup))
                     row["load_after"] = list(os.getloadavg())
                     row["peak_cuda_mb"] = _cuda_peak_mb(device)
-                except (BackendError, RuntimeError, TypeError) as error:
-                    row["error"] = str(error)
+                except Exception as error:  # a failing variant is a reported row, never the end of the run
+                    row["error"] = _error_text(error)
                 report["pipeline"].append(row)
-            if not skip_detector:
+                writer.write(report)
+            for batch in ([] if skip_detector else batches):
                 det_size, _ = detector_input_size(*size, config.detector_scale, net.window)
-                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}"}
+                row = {"size": label, "variant": text, "input": f"{det_size[1]}x{det_size[0]}", "batch": batch}
                 try:
                     backend = create_backend(choice.backend, model=net, device=device, **choice.options)
                     row["describe"] = {k: str(v) for k, v in backend.describe().items()}
-                    pair = np.random.default_rng(0).random((1, 2, *det_size), dtype=np.float32)
+                    pair = np.random.default_rng(0).random((batch, 2, *det_size), dtype=np.float32)
+                    _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
                     row.update(_bench_detector(backend, pair, runs, warmup))
-                except (BackendError, RuntimeError, TypeError) as error:
-                    row["error"] = str(error)
+                    row["peak_cuda_mb"] = _cuda_peak_mb(device)
+                except Exception as error:
+                    row["error"] = _error_text(error)
                 report["detector"].append(row)
+                writer.write(report)
     report["machine"]["loadavg_end"] = list(os.getloadavg())
-    markdown = render_markdown(report)
+    markdown = writer.write(report)
     if not quiet:
         print(markdown)
-    if out:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "bench.json").write_text(json.dumps(report, indent=1, default=str))
-        (folder / "bench.md").write_text(markdown)
     return 0
 
 
@@ -481,7 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default cpu)")
     parser.add_argument("--runs", type=int, default=30, help="measured runs per configuration")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured warm-up runs")
-    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: library defaults)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch and OpenCV threads (default: library defaults)"
+    )
     parser.add_argument("--model", default=None, help="detector weights (default: shipped)")
     parser.add_argument("--data", nargs=2, metavar=("IR", "VIS"), default=None, help="real pairs (files or folders)")
     parser.add_argument("--out", default=None, help="folder for bench.json and bench.md")
@@ -493,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the fusion stages with the torch primitives also on the CPU")
     parser.add_argument("--detector-only", action="store_true", help="time the detectors only")
     parser.add_argument("--pipeline-only", action="store_true", help="time the full pipeline only")
+    parser.add_argument("--batch", nargs="+", type=int, default=[1], metavar="B",
+                        help="pairs per call, one set of rows each (default 1; e.g. --batch 1 8)")
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
     return parser
 
@@ -519,6 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_torch=args.torch_ops,
             skip_pipeline=args.detector_only,
             skip_detector=args.pipeline_only,
+            batches=args.batch,
             quiet=args.quiet,
         )
     except Exception as error:  # one clear line instead of a traceback; usage errors returned 2 already

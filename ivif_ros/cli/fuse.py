@@ -7,7 +7,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -43,6 +42,7 @@ def fuse_command(
     ir_pattern: str | None = None,
     vis_pattern: str | None = None,
     quiet: bool = False,
+    batch: int = 1,
     sequence: bool = False,
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
@@ -50,8 +50,9 @@ def fuse_command(
     Args:
         config: fusion settings (product defaults when None); ``config.mode`` picks the mode.
         detector: detector backend, device and weights (``auto``, shipped weights when None).
+        batch: consecutive pairs of one size fused per call (``FusionPipeline.fuse_batch``).
         sequence: the pairs, in name order, are consecutive frames of one stream; the pipeline
-            smooths its normalisation over them (stream mode) instead of treating each on its own.
+            smooths its normalisation over them (stream mode; batches then run frame by frame).
 
     Returns:
         0 when every pair was fused, 1 on any failure (listed on stderr).
@@ -59,6 +60,7 @@ def fuse_command(
     from tqdm import tqdm
 
     from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core.batching import fuse_in_batches
     from ivif_ros.data import find_pairs, read_image
 
     config = config or FusionConfig()
@@ -75,7 +77,7 @@ def fuse_command(
             print(f"  {problem}", file=sys.stderr)
         return 1
     try:
-        pipeline = create_pipeline(config, detector, stream=sequence)
+        pipeline = create_pipeline(config, detector, uint8_weights=True, stream=sequence)  # only weights_u8 is written
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
         return 1
@@ -90,12 +92,16 @@ def fuse_command(
     failures = list(problems)
     stage_ms: dict[str, list[float]] = {}
     totals: list[float] = []
-    for name, ir_path, vis_path in tqdm(pairs, desc="fusing", unit="pair", disable=quiet):
+
+    def load(pair):
+        return read_image(pair[1], "ir"), read_image(pair[2], "vis")
+
+    outcomes = fuse_in_batches(pipeline, pairs, load, max(1, batch))
+    for (name, _, _), result in tqdm(outcomes, total=len(pairs), desc="fusing", unit="pair", disable=quiet):
         try:
-            ir_image, vis_image = read_image(ir_path, "ir"), read_image(vis_path, "vis")
-            start = time.perf_counter()
-            result = pipeline(ir_image, vis_image)
-            totals.append((time.perf_counter() - start) * 1e3)
+            if isinstance(result, Exception):
+                raise result
+            totals.append(sum(result.timings.values()))
             _write_png_atomically(out_dir / "fused" / f"{name}.png", result.fused)
             _write_png_atomically(out_dir / "weights" / f"{name}.png", result.weights_u8())
         except (FusionInputError, OSError) as error:
@@ -128,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", default=None, choices=("default", "seed"), help="fusion mode (default: default)")
     add_detector_arguments(parser, "detector weights of the mode (.safetensors); default: the shipped model")
     add_set_argument(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--batch", type=int, default=1, help="pairs of one size fused per call (offline batched path)")
     parser.add_argument("--sequence", action="store_true",
                         help="the pairs (in name order) are frames of one video: smooth the normalisation over time")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
 
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivif-fuse: {error}", file=sys.stderr)
         return 2
     return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet,
-                        args.sequence)
+                        args.batch, args.sequence)
 
 
 if __name__ == "__main__":

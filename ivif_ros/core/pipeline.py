@@ -13,6 +13,7 @@ Modes:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +42,10 @@ class FusionResult:
 
     Attributes:
         fused: uint8 H×W (gray visible) or H×W×3 BGR (colour visible), the visible frame's size.
-        weights: float32 H×W visible share in [0, 1].
-        timings: milliseconds per stage (prepare, enhance, detect, weights, fuse).
+        weights: float32 H×W visible share in [0, 1]; uint8 0..255 (``weights_u8``) when the
+            pipeline was made with ``uint8_weights=True``.
+        timings: milliseconds per stage (prepare, enhance, detect, weights, fuse); for a pair of a
+            batch, its share (the batch's time / B).
         warnings: non-fatal notes about the inputs (e.g. the IR was resized).
     """
 
@@ -53,6 +56,8 @@ class FusionResult:
 
     def weights_u8(self) -> np.ndarray:
         """uint8 view of the weight map (255 = all visible)."""
+        if self.weights.dtype == np.uint8:
+            return self.weights
         return (self.weights * 255.0 + 0.5).astype(np.uint8)
 
     def weights_colored(self) -> np.ndarray:
@@ -150,15 +155,17 @@ class FusionPipeline:
             a mapping ``{mode: backend}``, or any object whose ``get(mode)`` returns one, creating
             it on demand (``ivif_ros.backends.choice.DetectorLoader``;
             ``ivif_ros.backends.choice.create_pipeline`` builds pipeline and loader in one call).
-            A backend is called with float32 (1, 2, H, W) pairs and has ``window``, ``stride``,
-            ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
+            A backend is called with float32 (N, 2, H, W) pairs (N = B on the batched path) and has
+            ``window``, ``stride``, ``device`` and ``describe()``; an optional ``model_info`` (name, path, trained) is
             reported by ``describe()``.
         use_torch: run the default mode with the torch primitives on the detector's device:
             None = when the detector runs on CUDA, True = always (also on CPU), False = never.
+        uint8_weights: return the weight map as uint8 0..255 (as ``FusionResult.weights_u8``) for
+            callers that need no more: a quarter of the download and host copy.
         stream: the pairs are consecutive frames of one stream: the default mode's normalisation
             bounds (thermal stretch, output stretch) are smoothed over frames (``temporal_smoothing``)
-            and restart on a scene cut or size change (``core.temporal``). False: every pair on its
-            own (stills).
+            and restart on a scene cut or size change (``core.temporal``); batches are then fused
+            frame by frame, in order. False: every pair on its own (stills).
 
     Raises:
         FusionInputError: invalid config or no detector for the configured mode; errors of a
@@ -172,6 +179,7 @@ class FusionPipeline:
         detectors: Any = None,
         *,
         use_torch: bool | None = None,
+        uint8_weights: bool = False,
         stream: bool = False,
     ) -> None:
         self.config = config or FusionConfig()
@@ -184,6 +192,7 @@ class FusionPipeline:
         self._detectors = detectors if hasattr(detectors, "get") else {self.config.mode: detectors}
         self._detector(self.config.mode)
         self._use_torch = use_torch
+        self._uint8_weights = bool(uint8_weights)
         self.stream = stream
         self._normaliser = StreamNormaliser(self.config.temporal_smoothing, self.config.scene_cut)
 
@@ -269,9 +278,10 @@ class FusionPipeline:
             if config.mode == "seed":
                 fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
             else:
-                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, self._normalise_for(ops, visible_lum))
+                normalise = self._normalise_for(ops, visible_lum)
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, normalise)
             fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
-            weights = ops.download(weights, "weights")
+            weights = ops.download(self._weights_out(ops, weights), "weights")
             clock.lap("fuse")
             ops.synchronize()
             return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
@@ -291,6 +301,81 @@ class FusionPipeline:
             return None if bounds is None else normaliser.smooth(name, *bounds)
 
         return normalise
+
+    def _weights_out(self, ops: Any, weights: Any) -> Any:
+        return ops.to_uint8(weights * 255.0) if self._uint8_weights else weights
+
+    # ---- batches (offline work) --------------------------------------------------------------
+    def fuse_batch(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[FusionResult]:
+        """Fuse B pairs of one size and type in one pass; results equal B single calls.
+
+        On the torch primitives (default mode) the B frames travel as one (B, ...) tensor: one
+        upload and one download per input/output, per-frame reductions (percentiles, min/max,
+        means), one detector call (chunked to the backend's ``max_batch``). Elsewhere (numpy path,
+        seed mode) it is B single calls.
+
+        Raises:
+            FusionInputError: an invalid pair, or pairs that differ in shape or dtype.
+        """
+        return next(self.fuse_batches([pairs]))
+
+    def fuse_batches(self, batches: Iterable[Sequence[tuple[np.ndarray, np.ndarray]]]) -> Iterator[list[FusionResult]]:
+        """``fuse_batch`` over many batches, double-buffered on CUDA.
+
+        While the device works on one batch, the host prepares and uploads the next (its pinned
+        buffers alternate between two slots); a batch's results are read only after its own work
+        is done. Yields one list per batch, in order; a batch that cannot start (e.g. pairs of
+        different sizes) raises ``FusionInputError`` after the batch before it was yielded.
+        """
+        config = self.config
+        ops = self._ops(config.mode)
+        if ops is NUMPY_OPS or config.mode != "default" or self.stream:
+            for pairs in batches:
+                yield [self(ir, vis) for ir, vis in pairs]
+            return
+        in_flight = None
+        for slot, pairs in enumerate(batches):
+            try:
+                launched = self._launch_batch(ops, config, pairs, slot % 2)
+            except Exception:  # the batch before it is done: hand it out, then raise
+                if in_flight is not None:
+                    yield self._collect_batch(ops, *in_flight)
+                raise
+            if in_flight is not None:
+                yield self._collect_batch(ops, *in_flight)
+            in_flight = launched
+        if in_flight is not None:
+            yield self._collect_batch(ops, *in_flight)
+
+    def _launch_batch(self, ops: Any, config: FusionConfig, pairs: Sequence[tuple[np.ndarray, np.ndarray]], slot: int):
+        prepared = [prepare_pair(ir, vis, config) for ir, vis in pairs]
+        if not prepared:
+            raise FusionInputError("fuse_batch needs at least one pair")
+        signature = {(t.shape, t.dtype.str, v.shape, v.dtype.str) for t, v, _ in prepared}
+        if len(signature) > 1:
+            raise FusionInputError(f"fuse_batch needs pairs of one size and type, got {sorted(signature)}")
+        with ops.frame_context():
+            clock = ops.clock()
+            thermal = ops.upload_batch([t for t, _, _ in prepared], f"ir{slot}")
+            visible_lum, colour = ops.luma(ops.upload_batch([v for _, v, _ in prepared], f"vis{slot}"))
+            clock.lap("prepare")
+
+            def detect(visible: Any, thermal: Any, scale: float) -> tuple[Any, tuple[int, int], int, int]:
+                return self._detect(ops, config.mode, visible, thermal, scale)
+
+            fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock)
+            fused = ops.download_batch(ops.merge_luma(colour, fused_lum), f"fused{slot}")
+            weights = ops.download_batch(self._weights_out(ops, weights), f"weights{slot}")
+            clock.lap("fuse")
+            return fused, weights, clock, ops.mark(), [w for _, _, w in prepared]
+
+    def _collect_batch(
+        self, ops: Any, fused: Any, weights: Any, clock: Any, mark: Any, warnings: list
+    ) -> list[FusionResult]:
+        ops.wait(mark)
+        fused_np, weights_np = ops.finish(fused), ops.finish(weights)
+        share = {stage: ms / len(warnings) for stage, ms in clock.result().items()}
+        return [FusionResult(fused_np[i], weights_np[i], dict(share), warnings[i]) for i in range(len(warnings))]
 
     def _ops(self, mode: str) -> Any:
         """The primitives of ``mode``: torch on the detector's device where ``use_torch`` says so."""

@@ -2,9 +2,9 @@
 
 Two steps: an optional 3×3 homography (thermal pixel → visible pixel, from calibration), or
 per-pixel maps from a stereo calibration (intrinsics, distortion and extrinsics of both cameras
-and an assumed scene depth), then the size policy of the core: when the two frames still differ in size, the thermal image is resized
-to the visible frame if their aspect ratios agree within ``tolerance`` (relative), otherwise the
-pair is refused.
+and an assumed scene depth), then the size policy of the core: when the two frames still differ
+in size, the thermal image is resized to the visible frame if their aspect ratios agree within
+``tolerance`` (relative), otherwise the pair is refused.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class CameraModel:
     def distorted(self) -> bool:
         return bool(np.any(self.distortion != 0.0))
 
-    def scaled_to(self, size: tuple[int, int]) -> "CameraModel":
+    def scaled_to(self, size: tuple[int, int]) -> CameraModel:
         """The same camera for an image of ``size`` = (width, height) (binning, resized stream)."""
         if tuple(size) == self.size:
             return self
@@ -146,7 +146,9 @@ class StereoCalibration:
         object.__setattr__(self, "translation", translation)
 
 
-def parse_extrinsics(rotation: np.ndarray | list[float], translation: np.ndarray | list[float]) -> tuple[np.ndarray, np.ndarray]:
+def parse_extrinsics(
+    rotation: np.ndarray | list[float], translation: np.ndarray | list[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """A row-major 3×3 rotation and a 3-vector translation as float64 arrays.
 
     Raises:
@@ -183,6 +185,25 @@ def plane_homography(calibration: StereoCalibration, depth: float) -> np.ndarray
     return parse_homography(matrix)
 
 
+# Distorted calibrations are mapped exactly every MAP_GRID_STEP RGB pixels and bilinearly in
+# between: lens models are smooth, so this stays within a few hundredths of a pixel and is far cheaper.
+MAP_GRID_STEP = 8
+
+
+def _thermal_pixels(rgb_pixels: np.ndarray, rgb: CameraModel, thermal: CameraModel,
+                    homography: np.ndarray) -> np.ndarray:
+    """Raw RGB pixels (N, 2) -> raw thermal pixels (N, 2) through the plane homography and both lenses."""
+    points = rgb_pixels.reshape(-1, 1, 2).astype(np.float64)
+    if rgb.distorted:
+        points = cv2.undistortPoints(points, rgb.matrix, rgb.distortion, P=rgb.matrix)
+    thermal_points = cv2.perspectiveTransform(points, np.linalg.inv(homography))
+    if thermal.distorted:
+        rays = cv2.undistortPoints(thermal_points, thermal.matrix, None)  # pixel -> normalised (no lens)
+        rays3 = np.concatenate([rays.reshape(-1, 2), np.ones((rays.shape[0], 1))], axis=1)
+        thermal_points, _ = cv2.projectPoints(rays3, np.zeros(3), np.zeros(3), thermal.matrix, thermal.distortion)
+    return thermal_points.reshape(-1, 2)
+
+
 def registration_maps(
     calibration: StereoCalibration, depth: float, rgb_size: tuple[int, int], thermal_size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +211,8 @@ def registration_maps(
 
     Each raw RGB pixel is undistorted to a ray, met with the scene plane at ``depth``, moved into
     the thermal camera and projected through the thermal lens model. The intrinsics are rescaled
-    to the actual frame sizes first.
+    to the actual frame sizes first. Without distortion every pixel is mapped exactly; with it,
+    every ``MAP_GRID_STEP`` pixels, bilinear in between.
 
     Args:
         calibration: both cameras and the extrinsics.
@@ -204,17 +226,31 @@ def registration_maps(
     thermal = calibration.thermal.scaled_to(thermal_size)
     homography = plane_homography(StereoCalibration(thermal, rgb, calibration.rotation, calibration.translation), depth)
     width, height = rgb_size
-    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)), axis=-1)
-    points = grid.reshape(-1, 1, 2)
-    if rgb.distorted:
-        points = cv2.undistortPoints(points, rgb.matrix, rgb.distortion, P=rgb.matrix)
-    thermal_points = cv2.perspectiveTransform(points, np.linalg.inv(homography))
-    if thermal.distorted:
-        rays = cv2.undistortPoints(thermal_points, thermal.matrix, None)  # pixel -> normalised (no lens)
-        rays3 = np.concatenate([rays.reshape(-1, 2), np.ones((rays.shape[0], 1))], axis=1)
-        thermal_points, _ = cv2.projectPoints(rays3, np.zeros(3), np.zeros(3), thermal.matrix, thermal.distortion)
-    maps = thermal_points.reshape(height, width, 2).astype(np.float32)
+    if not (rgb.distorted or thermal.distorted):
+        grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)), axis=-1)
+        maps = _thermal_pixels(grid, rgb, thermal, homography).reshape(height, width, 2).astype(np.float32)
+        return maps[..., 0], maps[..., 1]
+    columns = int(np.ceil((width - 1) / MAP_GRID_STEP)) + 1
+    rows = int(np.ceil((height - 1) / MAP_GRID_STEP)) + 1
+    xs, ys = np.linspace(0.0, width - 1, columns), np.linspace(0.0, height - 1, rows)
+    coarse = _thermal_pixels(np.stack(np.meshgrid(xs, ys), axis=-1), rgb, thermal, homography)
+    coarse = coarse.reshape(rows, columns, 2)
+    # Position of every RGB pixel on the coarse grid, then bilinear interpolation in float64
+    # (cv2.remap/resize would quantise the sub-pixel position to 1/32 of a grid cell).
+    maps = _bilinear(coarse, np.arange(width) * ((columns - 1) / max(width - 1, 1)),
+                     np.arange(height) * ((rows - 1) / max(height - 1, 1)))
     return maps[..., 0], maps[..., 1]
+
+
+def _bilinear(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``grid`` (rows, columns, C) sampled at every (y[j], x[i]) in grid units → float32 (len(y), len(x), C)."""
+    i0 = np.clip(np.floor(x).astype(int), 0, max(grid.shape[1] - 2, 0))
+    j0 = np.clip(np.floor(y).astype(int), 0, max(grid.shape[0] - 2, 0))
+    i1, j1 = np.minimum(i0 + 1, grid.shape[1] - 1), np.minimum(j0 + 1, grid.shape[0] - 1)
+    fx, fy = (x - i0)[None, :, None], (y - j0)[:, None, None]
+    top = grid[j0][:, i0] * (1 - fx) + grid[j0][:, i1] * fx
+    bottom = grid[j1][:, i0] * (1 - fx) + grid[j1][:, i1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
 def remap_thermal(thermal: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -265,7 +301,7 @@ def _load_kalibr(path: Path) -> StereoCalibration:
     return StereoCalibration(cameras[0], cameras[1], transform[:3, :3], transform[:3, 3])
 
 
-def _opencv_value(storage: "cv2.FileStorage", *names: str) -> np.ndarray | None:
+def _opencv_value(storage: cv2.FileStorage, *names: str) -> np.ndarray | None:
     """The first of ``names`` present in a FileStorage: a matrix, a sequence or a scalar, as an array."""
     for name in names:
         node = storage.getNode(name)

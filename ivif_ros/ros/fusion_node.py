@@ -21,7 +21,8 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,8 +38,8 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ivif_ros import topics
-from ivif_ros.core.errors import FusionInputError, SizeMismatchError
 from ivif_ros.backends.choice import DetectorLoader
+from ivif_ros.core.errors import FusionInputError, SizeMismatchError
 from ivif_ros.core.pipeline import RUNTIME_FIELDS, FusionPipeline
 from ivif_ros.core.registration import (
     CameraModel,
@@ -377,7 +378,8 @@ class FusionNode(Node):
         calibration = load_stereo_calibration(path)  # FusionInputError (a ValueError) names the problem
         self.get_logger().info(
             f"calibration {path}: thermal {calibration.thermal.size[0]}x{calibration.thermal.size[1]}, "
-            f"RGB {calibration.rgb.size[0]}x{calibration.rgb.size[1]}, |t| = {np.linalg.norm(calibration.translation):.3f}")
+            f"RGB {calibration.rgb.size[0]}x{calibration.rgb.size[1]}, "
+            f"|t| = {np.linalg.norm(calibration.translation):.3f}")
         return calibration
 
     def _subscribe_camera_info(self, stream: str) -> None:

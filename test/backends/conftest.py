@@ -24,3 +24,12 @@ def fast_net() -> torch.nn.Module:
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own ONNX/engine cache root (never ~/.cache)."""
     monkeypatch.setenv("IVIF_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def no_tf32():
+    """TF32 off for CUDA parity checks (on by default for cuDNN convolutions), restored afterwards."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

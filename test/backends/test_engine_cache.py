@@ -1,10 +1,12 @@
-"""engine_cache: keys, fingerprints, the sidecar trust rules and rebuild-on-corruption."""
-import json
+"""engine_cache: keys, fingerprints, one-file entries, the lock, and rebuild-on-corruption."""
+import threading
+import time
 
 import pytest
 import torch
 
 from ivif_ros.backends.engine_cache import (
+    ENTRY_MAGIC,
     EngineCache,
     EngineKey,
     default_cache_dir,
@@ -26,9 +28,15 @@ def make_key(**changes) -> EngineKey:
 class TestProfile:
     def test_min_opt_max(self):
         low, opt, high = profile_from_resolutions([(512, 640), (256, 1280), (1024, 320)])
-        assert low == (1, 2, 256, 320)
+        assert low == (1, 2, 32, 32)  # one window: any detector_scale that keeps a window fits
         assert opt == (1, 2, 512, 640)
         assert high == (1, 2, 1024, 1280)
+
+    def test_max_batch(self):
+        low, opt, high = profile_from_resolutions([(256, 320)], max_batch=8)
+        assert low[0] == opt[0] == 1 and high == (8, 2, 256, 320)
+        with pytest.raises(ValueError):
+            profile_from_resolutions([(256, 320)], max_batch=0)
 
     @pytest.mark.parametrize("bad", [[], [(16, 640)], [(512, 31)]])
     def test_refuses_bad(self, bad):
@@ -45,6 +53,9 @@ class TestEngineKey:
             make_key(onnx_sha256="cd" * 32),
             make_key(profile=profile_from_resolutions([(256, 320), (512, 640)])),
             make_key(precision="fp32"),
+            make_key(compute_capability="9.0"),
+            make_key(cuda_major="13"),
+            make_key(builder_flags=("strongly_typed", "no_tf32")),
         ]
         digests = {base.digest()} | {v.digest() for v in variants}
         assert len(digests) == 1 + len(variants)
@@ -112,7 +123,9 @@ class TestEngineCache:
         cache, fake, key = EngineCache(tmp_path / "engines"), FakeBuilder(), make_key()
         engine, built = cache.load_or_build(key, fake.build, fake.deserialize)
         assert built and fake.builds == 1 and engine["engine"] > 0
-        assert cache.path_for(key).is_file() and cache.path_for(key).with_suffix(".json").is_file()
+        entries = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+        assert entries == [cache.path_for(key)]  # engine and key in one file, no sidecar
+        assert cache.path_for(key).read_bytes().startswith(ENTRY_MAGIC)
         engine2, built2 = cache.load_or_build(key, fake.build, fake.deserialize)
         assert not built2 and fake.builds == 1 and engine2 == engine
         assert not list((tmp_path / "engines").glob(".tmp-*"))
@@ -123,33 +136,36 @@ class TestEngineCache:
         _, built = cache.load_or_build(make_key(trt_version="10.4.0"), fake.build, fake.deserialize)
         assert built and fake.builds == 2
 
-    def test_truncated_engine_is_rebuilt(self, tmp_path):
+    def test_truncated_engine_is_rebuilt(self, tmp_path, caplog):
         cache, fake, key = EngineCache(tmp_path), FakeBuilder(), make_key()
         cache.load_or_build(key, fake.build, fake.deserialize)
         path = cache.path_for(key)
-        path.write_bytes(path.read_bytes()[:20])
-        assert cache.load(key) is None and not path.exists()  # hash mismatch: discarded
+        path.write_bytes(path.read_bytes()[:-20])
+        with caplog.at_level("WARNING", logger="ivif_ros.backends"):
+            assert cache.load(key) is None and not path.exists()  # hash mismatch: discarded
+        assert "sha256 mismatch" in caplog.text
         _, built = cache.load_or_build(key, fake.build, fake.deserialize)
         assert built and fake.builds == 2 and cache.load(key) is not None
 
-    def test_engine_without_sidecar_is_not_trusted(self, tmp_path):
+    def test_bare_engine_without_key_is_not_trusted(self, tmp_path, caplog):
         cache, fake, key = EngineCache(tmp_path), FakeBuilder(), make_key()
-        tmp_path.mkdir(exist_ok=True)
         cache.path_for(key).write_bytes(FakeBuilder.MAGIC + b"copied from another machine")
-        _, built = cache.load_or_build(key, fake.build, fake.deserialize)
-        assert built and fake.builds == 1
+        with caplog.at_level("WARNING", logger="ivif_ros.backends"):
+            _, built = cache.load_or_build(key, fake.build, fake.deserialize)
+        assert built and fake.builds == 1 and "no header" in caplog.text
 
-    def test_sidecar_for_another_key_is_refused(self, tmp_path):
-        cache, fake, key = EngineCache(tmp_path), FakeBuilder(), make_key()
-        cache.load_or_build(key, fake.build, fake.deserialize)
-        meta_path = cache.path_for(key).with_suffix(".json")
-        meta = json.loads(meta_path.read_text())
-        meta["key"]["gpu_name"] = "Tesla T4"
-        meta_path.write_text(json.dumps(meta))
-        assert cache.load(key) is None
+    def test_entry_planted_under_the_name_of_another_key_is_refused(self, tmp_path, caplog):
+        """An engine whose embedded key differs (another GPU) but that sits under this key's name."""
+        cache, key = EngineCache(tmp_path), make_key()
+        other = make_key(gpu_name="Tesla T4")
+        cache.store(other, FakeBuilder.MAGIC + b"for a T4")
+        cache.path_for(other).rename(cache.path_for(key))
+        with caplog.at_level("WARNING", logger="ivif_ros.backends"):
+            assert cache.load(key) is None
+        assert "another key" in caplog.text
 
     def test_consistent_but_undeserialisable_engine_is_rebuilt(self, tmp_path):
-        """A file whose sidecar matches but that the runtime rejects (e.g. built by a faulty build)."""
+        """A file whose key matches but that the runtime rejects (e.g. built by a faulty build)."""
         cache, fake, key = EngineCache(tmp_path), FakeBuilder(), make_key()
         cache.store(key, b"garbage that is not an engine")
         engine, built = cache.load_or_build(key, fake.build, fake.deserialize)
@@ -167,3 +183,24 @@ class TestEngineCache:
         with pytest.raises(RuntimeError, match="failed to deserialise"):
             cache.load_or_build(make_key(), lambda: b"x", lambda data: None)
         assert not cache.path_for(make_key()).exists()
+
+    def test_concurrent_starts_build_once(self, tmp_path):
+        """Two starters (separate cache objects and lock-file opens, as two processes would have):
+        the second waits on the flock and loads what the first built."""
+        fake, key = FakeBuilder(), make_key()
+
+        def slow_build():
+            time.sleep(0.3)
+            return fake.build()
+
+        results = []
+
+        def start():
+            results.append(EngineCache(tmp_path).load_or_build(key, slow_build, fake.deserialize)[1])
+
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(results) == [False, True] and fake.builds == 1

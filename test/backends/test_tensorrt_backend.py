@@ -1,5 +1,10 @@
-"""TensorRT backend: availability reasons everywhere; build/parity only where TensorRT and CUDA exist."""
+"""TensorRT backend: availability reasons, the build against a minimal fake ``tensorrt`` module (the
+TensorRT 11 API without the weak-typing flags, and an 8.x-style one), errors → ``BackendError`` and
+``auto`` fallback; build/parity on a real engine only where TensorRT and CUDA exist."""
+import importlib.machinery
+import logging
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -63,7 +68,9 @@ def trt_or_skip():
 
 @pytest.mark.parametrize("size", [(256, 320), (512, 640)])
 def test_parity_with_torch(trt_or_skip, fast_net, tmp_path, size):
-    backend = create_backend("tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, fp16=False)
+    """fp32 engine with TF32 turned off (TensorRT enables TF32 for fp32 layers by default, which
+    alone exceeds a 1e-4 tolerance); the reference runs on the CPU in float32."""
+    backend = create_backend("tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, fp16=False, tf32=False)
     gen = torch.Generator().manual_seed(0)
     pair = torch.rand(1, 2, *size, generator=gen)
     with torch.inference_mode():
@@ -81,6 +88,190 @@ def test_engine_is_cached_and_reloaded(trt_or_skip, fast_net, tmp_path):
 
 
 def test_outside_profile_is_refused(trt_or_skip, fast_net, tmp_path):
-    backend = create_backend("tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, resolutions=[(64, 64), (128, 128)])
+    backend = create_backend(
+        "tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, resolutions=[(64, 64), (128, 128)]
+    )
     with pytest.raises(BackendError, match="outside the engine profile"):
         backend(np.zeros((1, 2, 256, 256), np.float32))
+
+
+def test_fp16_engine_and_batches(trt_or_skip, fast_net, tmp_path):
+    backend = create_backend("tensorrt", model=fast_net, device="cuda", engine_dir=tmp_path, fp16=True, max_batch=4)
+    pairs = torch.rand(3, 2, 64, 80, generator=torch.Generator().manual_seed(1))  # detector_scale 0.25 of 320x256
+    with torch.inference_mode():
+        expected = fast_net.float().cpu()(pairs).numpy()
+    np.testing.assert_allclose(backend(pairs.numpy()), expected, atol=5e-2, rtol=5e-2)
+    assert "strongly_typed" in backend.describe()["build"] or "fp16_flag" in backend.describe()["build"]
+
+
+# ---- against a minimal fake ``tensorrt`` module (no GPU needed) ------------------------------
+def fake_tensorrt(version: str = "11.0.0", strongly_typed: bool = True, fp16_flag: bool = False,
+                  build_result=b"ENGINE", parse_ok: bool = True) -> types.ModuleType:
+    """The subset of the TensorRT Python API the builder uses; records what the builder did."""
+    trt = types.ModuleType("tensorrt")
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
+    trt.__version__ = version
+    trt.calls = []
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            self.level = level
+
+    creation = {"STRONGLY_TYPED": 5} if strongly_typed else {}
+    if version.startswith("8"):
+        creation["EXPLICIT_BATCH"] = 0
+    trt.NetworkDefinitionCreationFlag = type("NetworkDefinitionCreationFlag", (), creation)
+    trt.BuilderFlag = type("BuilderFlag", (), {"TF32": 7, **({"FP16": 0} if fp16_flag else {})})
+    trt.MemoryPoolType = type("MemoryPoolType", (), {"WORKSPACE": 0})
+    trt.DataType = type("DataType", (), {"FLOAT": 0, "HALF": 1, "INT8": 2})
+
+    class Input:
+        name = "pair"
+
+    class Network:
+        def __init__(self, flags):
+            trt.calls.append(("create_network", flags))
+
+        def get_input(self, index):
+            return Input()
+
+    class Profile:
+        def set_shape(self, name, low, opt, high):
+            trt.calls.append(("profile", name, low, opt, high))
+
+    class Config:
+        def set_memory_pool_limit(self, pool, size):
+            trt.calls.append(("workspace", size))
+
+        def set_flag(self, flag):
+            trt.calls.append(("set_flag", flag))
+
+        def clear_flag(self, flag):
+            trt.calls.append(("clear_flag", flag))
+
+        def add_optimization_profile(self, profile):
+            return 0
+
+    class Builder:  # no platform_has_fast_fp16: gone in TensorRT 11
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags):
+            return Network(flags)
+
+        def create_builder_config(self):
+            return Config()
+
+        def create_optimization_profile(self):
+            return Profile()
+
+        def build_serialized_network(self, network, config):
+            if isinstance(build_result, Exception):
+                raise build_result
+            return build_result
+
+    class OnnxParser:
+        num_errors = 0 if parse_ok else 1
+
+        def __init__(self, network, logger):
+            pass
+
+        def parse(self, data):
+            return parse_ok
+
+        def get_error(self, index):
+            return "In node 3 (Conv): unsupported"
+
+    trt.Logger, trt.Builder, trt.OnnxParser = Logger, Builder, OnnxParser
+    return trt
+
+
+PROFILE = trt_backend.profile_from_resolutions(trt_backend.DEFAULT_RESOLUTIONS, max_batch=8)
+
+
+def test_trt11_fp16_is_strongly_typed_without_the_removed_flags():
+    trt = fake_tensorrt("11.0.0", strongly_typed=True, fp16_flag=False)
+    plan = trt_backend.build_plan(trt, fp16=True)
+    assert plan.strongly_typed and not plan.fp16_flag and plan.onnx_precision == "fp16"
+    engine = trt_backend.build_serialized(trt, b"onnx", PROFILE, plan, 1 << 20)
+    assert engine == b"ENGINE"
+    assert ("create_network", 1 << 5) in trt.calls  # STRONGLY_TYPED, no EXPLICIT_BATCH on 10+
+    assert not any(call[0] == "set_flag" for call in trt.calls)
+
+
+def test_weakly_typed_tensorrt_uses_the_fp16_flag():
+    trt = fake_tensorrt("8.6.1", strongly_typed=False, fp16_flag=True)
+    plan = trt_backend.build_plan(trt, fp16=True)
+    assert not plan.strongly_typed and plan.fp16_flag and plan.onnx_precision == "fp32"
+    trt_backend.build_serialized(trt, b"onnx", PROFILE, plan, 1 << 20)
+    assert ("create_network", 1 << 0) in trt.calls and ("set_flag", 0) in trt.calls
+
+
+def test_no_fp16_route_is_a_backend_error():
+    trt = fake_tensorrt("11.0.0", strongly_typed=False, fp16_flag=False)
+    with pytest.raises(BackendError, match="neither strongly typed"):
+        trt_backend.build_plan(trt, fp16=True)
+    assert trt_backend.build_plan(trt, fp16=False).onnx_precision == "fp32"
+
+
+def test_profile_starts_at_one_window_and_covers_the_batch():
+    trt = fake_tensorrt()
+    plan = trt_backend.build_plan(trt, fp16=False, tf32=False)
+    trt_backend.build_serialized(trt, b"onnx", PROFILE, plan, 1 << 20)
+    profile = [call for call in trt.calls if call[0] == "profile"][0]
+    assert profile[2] == (1, 2, 32, 32) and profile[3] == (1, 2, 256, 320) and profile[4] == (8, 2, 1024, 1280)
+    assert ("clear_flag", 7) in trt.calls and "no_tf32" in plan.flags()
+
+
+@pytest.mark.parametrize("trt,match", [
+    (fake_tensorrt(build_result=None), "failed to build"),
+    (fake_tensorrt(build_result=RuntimeError("out of memory")), "RuntimeError: out of memory"),
+    (fake_tensorrt(parse_ok=False), "cannot parse.*unsupported"),
+])
+def test_every_builder_failure_is_a_backend_error(trt, match):
+    with pytest.raises(BackendError, match=match):
+        trt_backend.build_serialized(trt, b"onnx", PROFILE, trt_backend.build_plan(trt, fp16=True), 1 << 20)
+
+
+def test_api_change_is_a_backend_error_not_an_attribute_error():
+    trt = fake_tensorrt()
+    del trt.MemoryPoolType
+    with pytest.raises(BackendError, match="AttributeError"):
+        trt_backend.build_serialized(trt, b"onnx", PROFILE, trt_backend.build_plan(trt, fp16=True), 1 << 20)
+
+
+def test_io_dtypes_are_read_not_assumed():
+    trt = fake_tensorrt()
+    assert trt_backend.torch_dtype(trt, trt.DataType.HALF) == torch.float16
+    assert trt_backend.torch_dtype(trt, trt.DataType.FLOAT) == torch.float32
+    with pytest.raises(BackendError, match="not a float type"):
+        trt_backend.torch_dtype(trt, trt.DataType.INT8)
+
+
+def test_shape_checks_follow_the_profile():
+    backend = trt_backend.TensorRTBackend.__new__(trt_backend.TensorRTBackend)  # shape rules need no engine
+    backend.profile = PROFILE
+    backend.check_shape((1, 2, 64, 80))  # a 320x256 frame at detector_scale 0.25
+    backend.check_shape((8, 2, 1024, 1280))
+    with pytest.raises(BackendError, match="max_batch"):
+        backend.check_shape((9, 2, 64, 64))
+    with pytest.raises(BackendError, match="outside the engine profile"):
+        backend.check_shape((1, 2, 16, 64))
+    assert backend.max_batch == 8
+
+
+def test_a_failing_tensorrt_start_lets_auto_fall_back(fast_net, monkeypatch, caplog):
+    """TensorRT importable and 'available', but starting it fails: ``auto`` must go on, logging why."""
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt())
+    monkeypatch.setattr(trt_backend, "tensorrt_unavailable_reason", lambda device: None)
+    monkeypatch.setitem(trt_backend.register_backend.__globals__["_AVAILABILITY"], "tensorrt", lambda device: None)
+    if torch.cuda.is_available():
+        pytest.skip("with CUDA the fake module would be asked to build a real engine")
+    with pytest.raises(BackendError, match="failed to start"):
+        trt_backend.TensorRTBackend(fast_net, device="cuda")
+    with caplog.at_level(logging.INFO, logger="ivif_ros.backends"):
+        backend = create_backend("auto", model=fast_net, device="auto")
+    assert backend.name != "tensorrt" and backend.device == "cpu"
+    assert "tensorrt:cuda failed" in caplog.text

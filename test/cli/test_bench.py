@@ -75,7 +75,7 @@ def test_unavailable_backend_is_reported_not_fatal(report_dir):
 
 def test_markdown_report(report_dir):
     text = (report_dir / "bench.md").read_text()
-    assert "| size | backend | msg_in | prepare |" in text
+    assert "| size | backend | batch | msg_in | prepare |" in text
     assert "| 96x64 | torch |" in text and "skipped:" in text
     assert "AMD" in text or "CPU:" in text
 
@@ -96,3 +96,57 @@ def test_usage_errors(capsys):
     assert main(["--set", "no_such_field=1", "--quiet"]) == 2
     assert main(["--set", "detector_scale=99", "--quiet"]) == 2
     assert main(["--runs", "0", "--quiet"]) == 2
+
+
+def test_rows_are_on_disk_before_a_later_variant_kills_the_run(tmp_path, monkeypatch):
+    """A backend that takes the process down (here: an interrupt from inside the second variant)
+    must still leave bench.json with the rows measured before it."""
+    real = bench._bench_detector
+    calls = []
+
+    def dying(backend, pair, runs, warmup):
+        calls.append(backend.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("backend took the process down")
+        return real(backend, pair, runs, warmup)
+
+    monkeypatch.setattr(bench, "_bench_detector", dying)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--sizes", "96x64", "--backends", "torch", "torch:threads=1", "--runs", "1", "--warmup", "0",
+              "--detector-only", "--out", str(tmp_path), "--quiet"])
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert [row["variant"] for row in report["detector"]] == ["torch"] and report["detector"][0]["ms"]["median"] > 0
+    assert "| torch |" in (tmp_path / "bench.md").read_text()
+
+
+def test_an_unexpected_backend_exception_is_a_reported_row(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise AttributeError("'Builder' object has no attribute 'platform_has_fast_fp16'")
+
+    monkeypatch.setattr(bench, "_bench_detector", broken)
+    assert main(["--sizes", "96x64", "--backends", "torch", "--runs", "1", "--warmup", "0", "--detector-only",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    row = json.loads((tmp_path / "bench.json").read_text())["detector"][0]
+    assert row["error"].startswith("AttributeError: 'Builder'")
+
+
+def test_batched_detector_rows_are_separate(tmp_path):
+    assert main(["--sizes", "96x64", "--backends", "torch", "--runs", "1", "--warmup", "0", "--detector-only",
+                 "--batch", "1", "3", "--set", "detector_scale=1.0", "--out", str(tmp_path), "--quiet"]) == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["detector"]
+    assert [row["batch"] for row in rows] == [1, 3]
+    single, batched = rows
+    assert batched["pairs_per_s"] == pytest.approx(3 * 1000.0 / batched["ms"]["median"])
+    assert single["pairs_per_s"] == pytest.approx(1000.0 / single["ms"]["median"])
+    assert main(["--batch", "0", "--quiet"]) == 2
+
+
+def test_batched_pipeline_rows_are_separate(tmp_path):
+    assert main(["--sizes", "96x64", "--backends", "torch", "--runs", "2", "--warmup", "1", "--pipeline-only",
+                 "--torch-ops", "--batch", "1", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["pipeline"]
+    assert [row["batch"] for row in rows] == [1, 2] and all("error" not in row for row in rows)
+    batched = rows[1]
+    assert batched["pairs_per_s"] == pytest.approx(2 * 1000.0 / batched["stages"]["total"]["median"])
+    assert batched["stages"]["detect"]["median"] > 0
+    assert "| 96x64 | torch | 2 |" in (tmp_path / "bench.md").read_text()

@@ -47,6 +47,28 @@ def test_single_files_and_missing_path(tmp_path):
     assert main(["--ir", str(tmp_path / "nope"), "--vis", str(data / "vis"), "--out", str(tmp_path / "o")]) == 1
 
 
+def test_batched_run_writes_what_single_calls_write(tmp_path):
+    """--batch 2 gives the files a run of single calls gives (grouping, order, writing); a bad pair
+    inside a batch costs only itself. (Batched-vs-single equality of the torch path itself:
+    test/core/test_batched.py.)"""
+    data = _dataset(tmp_path / "data")
+    cv2.imwrite(str(data / "ir" / "p2.png"), np.zeros((64, 80), np.uint8))
+    (data / "vis" / "p2.png").write_bytes(b"not a png")
+    ir, vis = synthetic_pair(64, 80, seed=5)
+    cv2.imwrite(str(data / "ir" / "p3.png"), ir)
+    cv2.imwrite(str(data / "vis" / "p3.png"), vis)
+    common = ["--ir", str(data / "ir"), "--vis", str(data / "vis"), "--backend", "torch", "--device", "cpu",
+              "--set", "detector_scale=1.0", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "single")]) == 1
+    assert main(common + ["--out", str(tmp_path / "batched"), "--batch", "2"]) == 1
+    for name in ("p0", "p1", "p3"):
+        for kind in ("fused", "weights"):
+            single = cv2.imread(str(tmp_path / "single" / kind / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+            batched = cv2.imread(str(tmp_path / "batched" / kind / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+            assert single is not None and np.array_equal(single, batched), (name, kind)
+    assert not (tmp_path / "batched" / "fused" / "p2.png").exists()
+
+
 def test_set_changes_the_fusion_and_bad_values_are_usage_errors(tmp_path, capsys):
     data = _dataset(tmp_path / "data")
     common = ["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--backend", "torch", "--quiet"]

@@ -48,10 +48,13 @@ def plane_points(depth: float, count: int = 200, seed: int = 0) -> np.ndarray:
     return rays * depth
 
 
-def project(points: np.ndarray, camera: CameraModel, rotation=np.eye(3), translation=np.zeros(3)) -> np.ndarray:
-    rvec = cv2.Rodrigues(rotation)[0]
+def project(points: np.ndarray, camera: CameraModel, rotation: np.ndarray | None = None,
+            translation: np.ndarray | None = None) -> np.ndarray:
+    """Forward projection (cv2.projectPoints); default pose = the thermal camera's own frame."""
+    rvec = cv2.Rodrigues(np.eye(3) if rotation is None else rotation)[0]
+    tvec = np.zeros(3) if translation is None else translation.astype(np.float64)
     distortion = camera.distortion if camera.distortion.size else None
-    pixels, _ = cv2.projectPoints(points.reshape(-1, 1, 3), rvec, translation.astype(np.float64), camera.matrix, distortion)
+    pixels, _ = cv2.projectPoints(points.reshape(-1, 1, 3), rvec, tvec, camera.matrix, distortion)
     return pixels.reshape(-1, 2)
 
 

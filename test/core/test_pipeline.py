@@ -154,3 +154,29 @@ def test_detector_input_size_rule():
     assert detector_input_size(40, 640, 0.5, 32) == ((32, 512), "area")  # scale raised so one window fits
     assert detector_input_size(1024, 1280, 1.0, 32) == ((1024, 1280), None)
     assert detector_input_size(100, 120, 2.0, 32) == ((200, 240), "linear")
+
+
+class TestReadyDetectors:
+    def test_a_ready_backend_is_used_as_given(self, pipeline):
+        backend = pipeline._detector("default")
+        direct = FusionPipeline(FusionConfig(), backend)
+        ir, vis = synthetic_pair(64, 80, seed=6)
+        np.testing.assert_array_equal(direct(ir, vis).fused, pipeline(ir, vis).fused)
+        assert direct.describe()["backend"] == "torch"
+        with pytest.raises(FusionInputError, match="no detector for mode 'seed'"):
+            direct.update(mode="seed")
+        assert direct.config.mode == "default"
+        assert FusionPipeline(FusionConfig(), {"default": backend}).describe()["model"] == pipeline.describe()["model"]
+
+    def test_detectors_are_required(self):
+        with pytest.raises(TypeError, match="create_pipeline"):
+            FusionPipeline(FusionConfig())
+
+    def test_seed_weights_that_do_not_load_refuse_the_mode_change(self, tmp_path):
+        from ivif_ros.models import ModelError
+
+        pipeline = create_pipeline(FusionConfig(), DetectorChoice(backend="torch", device="cpu",
+                                                                 seed_model=str(tmp_path / "missing.safetensors")))
+        with pytest.raises(ModelError):
+            pipeline.check_update(mode="seed", visible_enhance=0.5)
+        assert pipeline.config == FusionConfig()

@@ -32,3 +32,59 @@ def test_normalize_paths_uses_seed_constants():
     x = torch.tensor([0.45, 0.05, 0.06]).view(1, 3, 1, 1)
     assert torch.equal(normalize_paths(x), torch.zeros(1, 3, 1, 1))
     assert normalize_paths(x + 0.09)[0, 1:, 0, 0].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_counter_sees_the_old_per_call_construction():
+    """The counter is not blind: building the constants per call (the old code) is counted."""
+    from _constructions import CountConstructions
+
+    with CountConstructions() as counter:
+        torch.tensor((0.45, 0.05, 0.06)).view(1, 3, 1, 1)
+        torch.full((1,), 2.0)
+    assert counter.calls == ["tensor", "full"]
+
+
+@pytest.mark.parametrize("name,size", [("fast", (72, 64)), ("seed", (40, 48))])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_warm_forward_builds_no_tensor_from_python_data(name, size, dtype):
+    """After one warm-up call a forward creates no constant tensors (no host→device copies on CUDA)."""
+    from _constructions import CountConstructions
+
+    from ivif_ros.models import create_model
+
+    net = create_model(name).eval().to(dtype)
+    pair = torch.rand(1, 2, *size, dtype=dtype)
+    with torch.inference_mode():
+        net(pair)
+        with CountConstructions() as counter:
+            scores = net(pair)
+    assert counter.calls == [] and torch.isfinite(scores).all()
+
+
+def test_cached_constants_serve_training_after_inference():
+    """Constants first built under inference_mode must still be usable by autograd."""
+    from ivif_ros.models import create_model
+
+    net = create_model("fast")
+    with torch.inference_mode():
+        net.eval()(torch.rand(1, 2, 32, 32))
+    x = torch.rand(2, 3, 64, 32, requires_grad=True)
+    net.train().forward_patches(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available: the sync-debug forward is not run")
+@pytest.mark.parametrize("name", ["fast", "seed"])
+def test_warm_cuda_forward_never_syncs(name):
+    from ivif_ros.models import create_model
+
+    net = create_model(name).eval().cuda()
+    pair = torch.rand(1, 2, 64, 64, device="cuda")
+    with torch.inference_mode():
+        net(pair)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            net(pair)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ivif_ros.ros.conversions import array_to_image
 from ivif_ros.ros.transport_topics import camera_info_topic, transport_topic
+
 from pair_publisher import FRAME_ID, frame, header
 
 BAYER_PATTERNS = {

@@ -57,11 +57,16 @@ def test_check_changes_rejects_start_only_and_bad_values() -> None:
         check_changes({"homography": [1.0, 0.0]})
 
 
+def _other_domain(domain_id: int, offset: int) -> int:
+    """A DDS domain apart from the module's (its own nodes must not pair with the other tests' ones)."""
+    return 1 + (domain_id + offset) % 100
+
+
 @pytest.fixture(scope="module")
 def local_node(domain_id: int) -> Iterator[FusionNode]:
     """A FusionNode in this process (real rclpy), torch on the CPU, seed weights that cannot load."""
     context = Context()
-    rclpy.init(context=context, domain_id=domain_id)
+    rclpy.init(context=context, domain_id=_other_domain(domain_id, 37))
     node = FusionNode(
         "param_test_node", context=context,
         parameter_overrides=[Parameter("backend", value="torch"), Parameter("device", value="cpu"),
@@ -115,14 +120,17 @@ def test_good_change_after_refusals_is_applied(local_node: FusionNode) -> None:
     assert isinstance(local_node._pipeline.config, FusionConfig)
 
 
-def test_bad_parameters_over_dds_leave_the_node_fusing(
-    domain_id: int, collector: Collector, tmp_path: Path
-) -> None:
+def test_bad_parameters_over_dds_leave_the_node_fusing(domain_id: int, tmp_path: Path) -> None:
     """The integrator's case: ``ros2 param set`` with a wrong-length array used to kill the node."""
     log_path = tmp_path / "node.log"
-    process = start_node(domain_id, log_path, ["--params-file", str(CONFIG), "-p", "backend:=torch", "-p", "device:=cpu"])
+    domain = _other_domain(domain_id, 61)
+    collector = Collector(domain, ("/fused/image",))
+    process = start_node(domain, log_path, ["--params-file", str(CONFIG), "-p", "backend:=torch", "-p", "device:=cpu"])
     try:
-        assert collector.wait_for(lambda: collector.publisher_count("/fused/image") > 0 or process.poll() is not None, 60)
+        # Ready once both inputs are subscribed (the log says so): local_node's publishers in the same
+        # domain would satisfy a publisher count before this process is up.
+        assert collector.wait_for(
+            lambda: process.poll() is not None or log_path.read_text().count("subscribed /") >= 2, 60)
         assert process.poll() is None, log_path.read_text()
         client = AsyncParameterClient(collector.node, "/fusion_node")
         assert client.wait_for_services(timeout_sec=10.0)
@@ -133,9 +141,10 @@ def test_bad_parameters_over_dds_leave_the_node_fusing(
             assert not result.successful and "thermal_percentiles" in result.reason
         assert process.poll() is None, log_path.read_text()
         before = len(collector.messages["/fused/image"])
-        published = run_publisher(domain_id, "--count", "6", "--rate", "10", "--height", "96", "--width", "128")
+        published = run_publisher(domain, "--count", "6", "--rate", "10", "--height", "96", "--width", "128")
         assert published.returncode == 0, published.stderr
         assert collector.wait_for(lambda: len(collector.messages["/fused/image"]) > before, 30), log_path.read_text()
         assert process.poll() is None and "Traceback" not in log_path.read_text()
     finally:
         stop_process(process)
+        collector.close()

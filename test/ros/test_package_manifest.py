@@ -51,7 +51,8 @@ def _exec_depends() -> set[str]:
 
 def _robot_requirements() -> set[str]:
     lines = (REPO / "requirements-robot.txt").read_text().splitlines()
-    return {re.split(r"[<>=!~;\[ ]", line.strip())[0].lower() for line in lines if line.strip() and not line.startswith("#")}
+    specs = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return {re.split(r"[<>=!~;\[ ]", spec)[0].lower() for spec in specs}
 
 
 def _setup_extras() -> dict[str, str]:

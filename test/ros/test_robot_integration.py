@@ -9,25 +9,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 import pytest
+from camera_publisher import camera_matrices, rgb_raw, thermal16
 from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
-from camera_publisher import camera_matrices, rgb_raw, thermal16
-from pair_publisher import EPOCH_S, FRAME_ID, frame
-from dds_helpers import Collector
-from ros_test_helpers import REPO, ros_env, start_node, stop_process
 from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.core.registration import CameraModel, StereoCalibration, registration_maps, remap_thermal
 from ivif_ros.ros.conversions import image_to_array, to_bgr
+
+from dds_helpers import Collector
+from pair_publisher import EPOCH_S, FRAME_ID, frame
+from ros_test_helpers import REPO, ros_env, start_node, stop_process
 
 FUSED = "/fused/image"
 HEIGHT, WIDTH, COUNT = 128, 160, 8
@@ -147,7 +148,7 @@ def test_remapped_compressed_thermal_bayer_rgb_calibration_and_camera_info(
 
     infos = by_frame(outputs.infos)
     assert set(infos) == set(fused), (sorted(infos), sorted(fused))
-    for k, info in infos.items():
+    for info in infos.values():
         assert info.header.frame_id == FRAME_ID and (info.width, info.height) == (WIDTH, HEIGHT)
         np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), k_rgb)
     jpeg = by_frame(outputs.compressed)
@@ -219,3 +220,17 @@ def test_nobody_listening_is_counted_but_not_warned(domain_id: int, tmp_path: Pa
         diagnostics_only.close()
     log = log_path.read_text()
     assert "no_subscribers" not in log and "Traceback" not in log, log
+
+
+def test_camera_info_of_another_resolution_is_rescaled_to_the_fused_frame() -> None:
+    from ivif_ros.ros.fusion_node import _rescale_camera_info
+
+    k = [1100.0, 0.0, 639.5, 0.0, 1100.0, 511.5, 0.0, 0.0, 1.0]
+    p = [1100.0, 0.0, 639.5, -66.0, 0.0, 1100.0, 511.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = CameraInfo(width=1280, height=1024, k=k, p=p, distortion_model="plumb_bob", d=[0.1, 0.0, 0.0, 0.0, 0.0])
+    _rescale_camera_info(info, 640, 512)
+    assert (info.width, info.height) == (640, 512)
+    # Half resolution: focal lengths and Tx halve; the image centre stays the image centre.
+    np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), [[550.0, 0.0, 319.5], [0.0, 550.0, 255.5], [0, 0, 1]])
+    np.testing.assert_allclose(np.asarray(info.p).reshape(3, 4)[0], [550.0, 0.0, 319.5, -33.0])
+    assert list(info.d) == [0.1, 0.0, 0.0, 0.0, 0.0]

@@ -9,14 +9,21 @@ with ``cv2.getGaussianKernel`` taps and ``BORDER_REFLECT_101``, ``INTER_AREA`` /
 resizes as exact separable resampling matrices, ``np.percentile``'s linear interpolation, the
 fixed-point YCrCb conversions), so the fusion modes give the numpy path's outputs to rounding.
 On CUDA each input is uploaded once from a pinned buffer (``non_blocking``), each output
-downloaded once into one, with a single stream synchronisation per frame; stage times come from
-CUDA events read after it.
+downloaded once into one, with a single synchronisation per frame — of the ops' own CUDA stream,
+never the legacy default stream (the whole frame, detector included, runs on it); stage times come
+from CUDA events read after it. Constants (percentile levels) are cached per device, so a warmed
+frame builds no tensor from Python data (no hidden host→device copy). The pinned buffers are kept
+in a bounded LRU (``MAX_HOST_BUFFERS``). A batch of B frames is uploaded and downloaded with one
+copy each (``upload_batch``, ``download_batch``); ``mark``/``wait`` let a caller keep one batch in
+flight while it prepares the next (double buffering: alternate ``role`` slots).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -34,7 +41,20 @@ _CR2R, _CR2G, _CB2G, _CB2B = 22987, -11698, -5636, 29049
 
 _INDEX_CACHE: dict[tuple[int, int, bool, str], torch.Tensor] = {}
 _KERNEL_CACHE: dict[tuple[float, str, torch.dtype], torch.Tensor] = {}
+_BURT_TAPS: dict[tuple[float, str, torch.dtype], torch.Tensor] = {}
 _MATRIX_CACHE: dict[tuple[int, int, str, str], torch.Tensor] = {}
+_CONSTANT_CACHE: dict[tuple[tuple[float, ...], str], torch.Tensor] = {}
+
+
+def _float64_constant(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """``values`` as a float64 tensor on ``device``, built once (no host→device copy per frame)."""
+    key = (tuple(float(v) for v in values), str(device))
+    tensor = _CONSTANT_CACHE.get(key)
+    if tensor is None:
+        with torch.inference_mode(False):
+            tensor = torch.tensor(key[0], dtype=torch.float64).to(device)
+        _CONSTANT_CACHE[key] = tensor
+    return tensor
 
 
 def _reflect_index(size: int, radius: int, device: torch.device, reflect_101: bool = False) -> torch.Tensor:
@@ -147,15 +167,25 @@ class TorchOps:
 
     name = "torch"
 
+    #: Pinned host buffers kept (least recently used dropped first): 4 roles × 2 slots × 3 sizes.
+    MAX_HOST_BUFFERS = 24
+
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self._pinned = self.device.type == "cuda"
-        self._host: dict[tuple, torch.Tensor] = {}
+        self._host: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.stream = torch.cuda.Stream(device=self.device) if self._pinned else None
 
     # ---- frames in and out -----------------------------------------------------------------
-    def frame_context(self) -> torch.inference_mode:
-        """Context of one frame's work: ``torch.inference_mode``."""
-        return torch.inference_mode()
+    @contextlib.contextmanager
+    def frame_context(self) -> Iterator[None]:
+        """Context of one frame's work: ``torch.inference_mode``, and on CUDA the ops' own stream."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if self.stream is not None:
+                self.stream.wait_stream(torch.cuda.current_stream(self.device))
+                stack.enter_context(torch.cuda.stream(self.stream))
+            yield
 
     def clock(self) -> _Clock:
         return _Clock(self.device)
@@ -166,7 +196,20 @@ class TorchOps:
         if buffer is None:
             buffer = torch.empty(shape, dtype=dtype, pin_memory=self._pinned)
             self._host[key] = buffer
+            while len(self._host) > self.MAX_HOST_BUFFERS:
+                self._host.popitem(last=False)
+        else:
+            self._host.move_to_end(key)
         return buffer
+
+    @staticmethod
+    def _host_view(array: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The array as uploaded (uint16 as int16 bits, other floats as float32) and whether it was uint16."""
+        if array.dtype == np.uint16:
+            return array.view(np.int16), True
+        if array.dtype.kind == "f" and array.dtype != np.float32:
+            return array.astype(np.float32), False
+        return array, False
 
     def upload(self, array: np.ndarray, role: str) -> torch.Tensor:
         """One host→device copy: H×W → (1, 1, H, W), H×W×3 → (1, H, W, 3); uint16 arrives as int32.
@@ -175,11 +218,7 @@ class TorchOps:
         role overwrites: upload each role once per frame (batches: one role per frame), before
         ``synchronize``.
         """
-        is_uint16 = array.dtype == np.uint16
-        if is_uint16:
-            array = array.view(np.int16)
-        elif array.dtype.kind == "f" and array.dtype != np.float32:
-            array = array.astype(np.float32)
+        array, is_uint16 = self._host_view(array)
         if not self._pinned:
             # torch refuses to share read-only memory (zero-copy ROS messages): copy those.
             tensor = torch.from_numpy(np.array(array, copy=not array.flags.writeable, order="C"))
@@ -190,9 +229,28 @@ class TorchOps:
         tensor = tensor[None, None] if tensor.ndim == 2 else tensor[None]
         return tensor.to(torch.int32) & 0xFFFF if is_uint16 else tensor
 
+    def upload_batch(self, arrays: Sequence[np.ndarray], role: str) -> torch.Tensor:
+        """B equal arrays in one host→device copy: (B, 1, H, W) or (B, H, W, 3); uint16 arrives as int32."""
+        views = [self._host_view(array) for array in arrays]
+        first, is_uint16 = views[0]
+        if not self._pinned:
+            tensor = torch.from_numpy(np.stack([view for view, _ in views]))
+        else:
+            host = self._buffer(role, (len(views), *first.shape), torch.from_numpy(np.empty(0, first.dtype)).dtype)
+            stacked = host.numpy()
+            for index, (view, _) in enumerate(views):
+                stacked[index] = view
+            tensor = host.to(self.device, non_blocking=True)
+        tensor = tensor[:, None] if first.ndim == 2 else tensor
+        return tensor.to(torch.int32) & 0xFFFF if is_uint16 else tensor
+
     def download(self, image: torch.Tensor, role: str) -> torch.Tensor:
         """Start the device→host copy of a (1, 1, H, W) or (1, H, W, 3) result."""
-        image = image[0, 0] if image.shape[1] == 1 else image[0]
+        return self.download_batch(image, role)[0]
+
+    def download_batch(self, image: torch.Tensor, role: str) -> torch.Tensor:
+        """Start the device→host copy of (B, 1, H, W) → (B, H, W) or (B, H, W, 3) results."""
+        image = image[:, 0] if image.shape[1] == 1 else image
         if not self._pinned:
             return image
         host = self._buffer(role, tuple(image.shape), image.dtype)
@@ -200,9 +258,22 @@ class TorchOps:
         return host
 
     def synchronize(self) -> None:
-        """Wait for the device (once per frame, before ``finish``)."""
-        if self._pinned:
-            torch.cuda.current_stream(self.device).synchronize()
+        """Wait for this frame's work on the device (once per frame, before ``finish``)."""
+        if self.stream is not None:
+            self.stream.synchronize()
+
+    def mark(self) -> Any:
+        """A point in the work queued so far (a CUDA event on the ops' stream; None on the CPU)."""
+        if self.stream is None:
+            return None
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        return event
+
+    def wait(self, mark: Any) -> None:
+        """Block until the work before ``mark`` is done (then its downloads may be read)."""
+        if mark is not None:
+            mark.synchronize()
 
     def finish(self, downloaded: torch.Tensor) -> np.ndarray:
         """A downloaded result as a numpy array of its own (after ``synchronize``)."""
@@ -242,7 +313,7 @@ class TorchOps:
     def percentiles(self, image: torch.Tensor, percents: Sequence[float], step: int = 1) -> list[torch.Tensor]:
         """``np.percentile`` (linear, float64) of ``image[..., ::step, ::step]`` per frame."""
         sample = image[..., ::step, ::step].reshape(image.shape[0], -1).double()
-        levels = torch.tensor([p / 100.0 for p in percents], dtype=torch.float64, device=image.device)
+        levels = _float64_constant([p / 100.0 for p in percents], image.device)
         bounds = torch.quantile(sample, levels, dim=-1)  # (k, B)
         return [bound.view(-1, 1, 1, 1) for bound in bounds]
 
@@ -255,7 +326,7 @@ class TorchOps:
         counts.index_add_(0, flat.reshape(-1), torch.ones(flat.numel(), dtype=torch.float64, device=image.device))
         cumulative = torch.cumsum(counts.view(batch, levels), dim=-1)
         # total * p / 100 in float64, as the numpy path computes it
-        targets = cumulative[:, -1:] * torch.tensor(list(percents), dtype=torch.float64, device=image.device) / 100.0
+        targets = cumulative[:, -1:] * _float64_constant(percents, image.device) / 100.0
         bounds = torch.searchsorted(cumulative, targets.contiguous(), side="left").double()  # (B, k)
         return [bounds[:, k].view(-1, 1, 1, 1) for k in range(len(percents))]
 
@@ -307,30 +378,52 @@ class TorchOps:
         radius = kernel.numel() // 2
         flat = image.reshape(-1, 1, height, width)
         flat = flat.index_select(-2, _reflect_index(height, radius, image.device, reflect_101=True))
-        flat = F.conv2d(flat, kernel.view(1, 1, -1, 1))
+        flat = self._per_frame(lambda planes: F.conv2d(planes, kernel.view(1, 1, -1, 1)), flat, image.shape[0])
         flat = flat.index_select(-1, _reflect_index(width, radius, image.device, reflect_101=True))
-        flat = F.conv2d(flat, kernel.view(1, 1, 1, -1))
+        flat = self._per_frame(lambda planes: F.conv2d(planes, kernel.view(1, 1, 1, -1)), flat, image.shape[0])
         return flat.reshape(image.shape)
 
+    def _per_frame(
+        self, convolve: Callable[[torch.Tensor], torch.Tensor], planes: torch.Tensor, frames: int
+    ) -> torch.Tensor:
+        """``convolve(planes)``; on the CPU one frame's planes at a time.
+
+        oneDNN's CPU convolutions round differently for different batch sizes (up to 3e-5 in a
+        blur, 3e-6 in detector scores), so on the CPU — where the torch path exists to be checked
+        against single calls — a batch is convolved frame by frame and equals single calls exactly.
+        On CUDA the whole batch goes in one call.
+        """
+        if self._pinned or frames <= 1:
+            return convolve(planes)
+        return torch.cat([convolve(chunk) for chunk in planes.chunk(frames)])
+
+    def _burt_taps(self, image: torch.Tensor, scale: float) -> torch.Tensor:
+        """[1 4 6 4 1] × ``scale`` on the image's device and dtype (cached)."""
+        key = (scale, str(image.device), image.dtype)
+        taps = _BURT_TAPS.get(key)
+        if taps is None:
+            taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=image.dtype, device=image.device) * scale
+            _BURT_TAPS[key] = taps
+        return taps
+
     def _burt_filter(self, image: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-        """Separable 5-tap filter with ``BORDER_REFLECT_101`` for (..., H, W)."""
+        """Separable 5-tap filter with ``BORDER_REFLECT_101`` for (B, ..., H, W)."""
         height, width = image.shape[-2:]
         flat = image.reshape(-1, 1, height, width)
         flat = flat.index_select(-2, _reflect_index(height, 2, image.device, reflect_101=True))
-        flat = F.conv2d(flat, taps.view(1, 1, -1, 1))
+        flat = self._per_frame(lambda planes: F.conv2d(planes, taps.view(1, 1, -1, 1)), flat, image.shape[0])
         flat = flat.index_select(-1, _reflect_index(width, 2, image.device, reflect_101=True))
-        flat = F.conv2d(flat, taps.view(1, 1, 1, -1))
+        flat = self._per_frame(lambda planes: F.conv2d(planes, taps.view(1, 1, 1, -1)), flat, image.shape[0])
         return flat.reshape(image.shape)
 
     def pyr_down(self, image: torch.Tensor) -> torch.Tensor:
         """``cv2.pyrDown`` of (..., H, W): 5-tap [1 4 6 4 1]/16 blur, every other row and column."""
-        taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=image.dtype, device=image.device) / 16.0
-        return self._burt_filter(image, taps)[..., ::2, ::2]
+        return self._burt_filter(image, self._burt_taps(image, 1.0 / 16.0))[..., ::2, ::2]
 
     def pyr_up(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``cv2.pyrUp`` of (..., h, w) to ``size`` = (height, width) (at most 2h×2w): zeros between
         the samples, the 5-tap kernel ×2 per axis over 2h×2w, cropped to ``size``."""
-        taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=image.dtype, device=image.device) / 8.0
+        taps = self._burt_taps(image, 1.0 / 8.0)
         height, width = image.shape[-2:]
         spread = image.new_zeros((*image.shape[:-2], 2 * height, 2 * width))  # OpenCV expands to 2h×2w, then crops
         spread[..., ::2, ::2] = image
@@ -368,7 +461,13 @@ class TorchOps:
     def detect(self, backend: Any, visible: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
         """Window scores (B, 1, nh, nw) through ``backend.forward_tensor`` (device backends stay on the device)."""
         pair = torch.cat([visible, thermal], dim=1) * (1.0 / 255.0)
-        return backend.forward_tensor(pair).to(self.device)
+        limit = int(getattr(backend, "max_batch", 0) or pair.shape[0])
+        if not self._pinned:
+            limit = 1  # CPU: frame by frame, exactly as single calls (see ``_per_frame``)
+        if pair.shape[0] <= limit:
+            return backend.forward_tensor(pair).to(self.device)
+        chunks = [backend.forward_tensor(pair[start:start + limit]) for start in range(0, pair.shape[0], limit)]
+        return torch.cat(chunks).to(self.device)
 
     # ---- colour ----------------------------------------------------------------------------
     def luma(self, visible: torch.Tensor) -> tuple[torch.Tensor, Any]:
