@@ -93,7 +93,7 @@ def match_select_band(
         floor = ops.scalar(1e-3)
         selection = ops.sigmoid((ops.log(energy_vis + floor) - ops.log(energy_ir + floor)) * ops.scalar(selection_sharpness))
     else:
-        selection = ops.where(energy_vis > energy_ir, ops.ones_like(visible), ops.zeros_like(visible))
+        selection = ops.to_float(energy_vis > energy_ir)
     share = ops.where(match >= threshold, weights, selection)
     return thermal + share * (visible - thermal), share
 
@@ -156,7 +156,7 @@ def pyramid_fuse(
     fused, shares = [], []
     for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1]):
         band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, ops)
-        fused.append(band * ops.scalar(detail_gain))
+        fused.append(band * ops.scalar(detail_gain) if detail_gain != 1.0 else band)
         shares.append(share)
     base, effective = bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement, ops)
     fused.append(base)
