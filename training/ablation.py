@@ -111,7 +111,8 @@ def _markdown(results, reference) -> str:
                 deltas = [f"{means[m]:.4g}" for m in METRIC_NAMES]
             else:
                 deltas = [f"{100.0 * (means[m] - default[m]) / max(abs(default[m]), 1e-12):+.1f}%" for m in METRIC_NAMES]
-            lines.append(f"| {lever} | {rank:.2f} | " + " | ".join(deltas) + f" | {means['retention']:.2f} | {means['ms']:.1f} |")
+            lines.append(f"| {lever} | {rank:.2f} | " + " | ".join(deltas)
+                         + f" | {means['retention']:.2f} | {means['ms']:.1f} |")
         if peers:
             best = min(mean_ranks({**peers, "candidate": rows["default"]}).items(), key=lambda kv: kv[1] if kv[0] != "candidate" else 99)
             lines.append(f"\nBest peer row with the default added: {best[0]} at {best[1]:.2f}. "

@@ -322,7 +322,9 @@ def _burt_band(visible: np.ndarray, infrared: np.ndarray, weights: np.ndarray, t
     return np.where(match > threshold, averaged, selected)
 
 
-def fuse_liu2017(infrared: np.ndarray, visible: np.ndarray, threshold: float = 0.6, model: str | None = None) -> BaselineResult:
+def fuse_liu2017(
+    infrared: np.ndarray, visible: np.ndarray, threshold: float = 0.6, model: str | None = None
+) -> BaselineResult:
     """Liu et al. 2017/2018 ("Infrared and visible image fusion with convolutional neural networks").
 
     1. weight map W (visible share) from the blur detector ``model`` on the two gray images
@@ -345,7 +347,7 @@ def fuse_liu2017(infrared: np.ndarray, visible: np.ndarray, threshold: float = 0
         weight_levels = [weights]
         for _ in range(levels):
             weight_levels.append(cv2.pyrDown(weight_levels[-1]))
-        fused = [_burt_band(v, i, w, threshold) for v, i, w in zip(pyramid_vis, pyramid_ir, weight_levels)]
+        fused = [_burt_band(v, i, w, threshold) for v, i, w in zip(pyramid_vis, pyramid_ir, weight_levels, strict=True)]
         return _collapse(fused) * 255.0, weights
 
     return _colour_aware(fuse_gray, infrared, visible)
@@ -437,7 +439,8 @@ def fuse_hmsd_gf(infrared: np.ndarray, visible: np.ndarray, levels: int = 4) -> 
                 base_share_ir = _gaussian_smooth(share, 2.0 * 2.0 * 2**levels)
                 fused += base_share_ir * base_ir + (1.0 - base_share_ir) * base_vis
             share = _gaussian_smooth(share, 1.0)
-            fused += share * (edges_ir[index] + textures_ir[index]) + (1.0 - share) * (edges_vis[index] + textures_vis[index])
+            thermal_part = edges_ir[index] + textures_ir[index]
+            fused += share * thermal_part + (1.0 - share) * (edges_vis[index] + textures_vis[index])
         edge_share = _gaussian_smooth((np.abs(edges_vis[0]) < np.abs(edges_ir[0])).astype(np.float64), 1.0)
         fused += edge_share * edges_ir[0] + (1.0 - edge_share) * edges_vis[0]
         fused += np.where(np.abs(textures_vis[0]) < np.abs(textures_ir[0]), textures_ir[0], textures_vis[0])

@@ -88,7 +88,8 @@ class DatasetConfig:
                                "need noise >= 0, gamma >= 1, 0 <= invert <= 1")
         degradations = (self.deg_noise, self.deg_contrast, self.deg_halo)
         if min(degradations) < 0 or sum(degradations) > 1:
-            raise DatasetError(f"deg_noise={self.deg_noise}, deg_contrast={self.deg_contrast}, deg_halo={self.deg_halo}: "
+            raise DatasetError(f"deg_noise={self.deg_noise}, deg_contrast={self.deg_contrast}, "
+                               f"deg_halo={self.deg_halo}: "
                                "need each >= 0 and a sum <= 1 (the rest of the images keep the blur)")
         if self.shard_size < 2 or self.min_contrast < 0:
             raise DatasetError(f"shard_size={self.shard_size}, min_contrast={self.min_contrast}: out of range")
@@ -447,7 +448,8 @@ def _parser() -> argparse.ArgumentParser:
         "aug_gamma": "train augmentation: gamma drawn log-uniformly from [1/G, G]; 1 = off",
         "aug_invert": "train augmentation: probability of contrast inversion (thermal polarity)",
         "augment_test": "apply the augmentations to the test split as well",
-        "deg_noise": "share of images whose worse member is the sharp image plus heavy noise (std 8-25) instead of the blur",
+        "deg_noise": "share of images whose worse member is the sharp image plus heavy noise (std 8-25), "
+                     "not the blur",
         "deg_contrast": "share of images whose worse member is the sharp image with its contrast collapsed to 15-40 %%",
         "deg_halo": "share of images whose worse member is the sharp image under a glare halo",
         "overwrite": "replace an existing dataset in --out",

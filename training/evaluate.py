@@ -547,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmarks-md", default=None,
                         help="also replace the '## Fusion quality' section of this Markdown file")
     parser.add_argument("--sequence", default=None, metavar="DIR",
-                        help="dataset folder whose pairs (name order) are consecutive video frames: flicker table + strip")
+                        help="dataset folder whose pairs (name order) are consecutive video frames: "
+                        "flicker table + strip")
     parser.add_argument("--sequence-limit", type=int, default=30, help="first N frames of --sequence")
     parser.add_argument("--sequence-methods", default="default,mean,max,lp",
                         help="methods fused over --sequence (default also frame by frame; seed is never run there)")

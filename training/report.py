@@ -117,7 +117,8 @@ def markdown_table(
     for method in methods:
         name = f"**{method}**" if method in bold else method
         cells = [name, *(format_value(means[method][metric]) for metric in METRIC_NAMES), f"{ranks[method]:.2f}"]
-        cells += [f"{value:.2f}" if math.isfinite(value := means[method].get(extra, math.nan)) else "–" for extra in unranked]
+        extras = [means[method].get(extra, math.nan) for extra in unranked]
+        cells += [f"{value:.2f}" if math.isfinite(value) else "–" for value in extras]
         if counts is not None:
             cells.append(str(counts.get(method, "")))
         if with_seconds:

@@ -50,7 +50,8 @@ def fuse_default(
         clock: stage clock of ``ops`` (laps ``enhance``, ``detect``, ``weights``, ``fuse``).
         normalise: maps this frame's ``"thermal"`` and ``"output"`` stretch bounds to the ones used.
     """
-    bounds = normalise("thermal", enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles, ops))
+    bounds = enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles, ops)
+    bounds = normalise("thermal", bounds)
     thermal_lum = enhance.apply_bounds(thermal, *bounds, ops=ops)
     if config.thermal_enhance > 0:
         thermal_lum = _partly_enhanced(ops, thermal_lum, config.thermal_enhance, config)
@@ -63,7 +64,8 @@ def fuse_default(
     weights = ops.resize(weights, tuple(visible_lum.shape[-2:]), "linear")
     if config.fusion_scheme == "pyramid":  # weights out: the effective visible share over the levels
         if config.detector_mix < 1.0:
-            details = [fusion.split_base_detail(lum, config.base_radius, ops=ops)[1] for lum in (visible_lum, thermal_lum)]
+            details = [fusion.split_base_detail(lum, config.base_radius, ops=ops)[1]
+                       for lum in (visible_lum, thermal_lum)]
             energy = fusion.detail_energy_weights(*details, config.detail_sigma, ops=ops)
             weights = fusion.blend(weights, energy, ops.scalar(config.detector_mix))
         clock.lap("weights")
@@ -73,12 +75,15 @@ def fuse_default(
         )
     else:
         weights, fused = _two_scale(ops, visible_lum, thermal_lum, weights, config, clock)
-    fused = fusion.apply_stretch(fused, normalise("output", fusion.stretch_bounds(fused, config.output_stretch, ops)), ops)
+    output_bounds = normalise("output", fusion.stretch_bounds(fused, config.output_stretch, ops))
+    fused = fusion.apply_stretch(fused, output_bounds, ops)
     clock.lap("fuse")
     return fused, weights
 
 
-def _two_scale(ops: Any, visible_lum: Any, thermal_lum: Any, weights: Any, config: FusionConfig, clock: Any) -> tuple[Any, Any]:
+def _two_scale(
+    ops: Any, visible_lum: Any, thermal_lum: Any, weights: Any, config: FusionConfig, clock: Any
+) -> tuple[Any, Any]:
     """The earlier default's weights and fused (unstretched) luminance."""
     guide = ops.maximum(visible_lum, thermal_lum)
     weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps, ops=ops)

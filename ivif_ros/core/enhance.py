@@ -56,7 +56,9 @@ def thermal_bounds(
     else:
         low, high = ops.percentiles(image, (low_pct, high_pct))
     degenerate = high - low < 1e-12
-    return ops.choose(degenerate, lambda: minmax[0], lambda: low), ops.choose(degenerate, lambda: minmax[1], lambda: high)
+    low = ops.choose(degenerate, lambda: minmax[0], lambda: low)
+    high = ops.choose(degenerate, lambda: minmax[1], lambda: high)
+    return low, high
 
 
 def apply_bounds(image: Any, low: Any, high: Any, ops: Any = NUMPY_OPS) -> Any:

@@ -91,7 +91,8 @@ def match_select_band(
     match = ops.box_mean(visible * thermal, radius) * ops.scalar(2.0) / (energy_vis + energy_ir + ops.scalar(1e-6))
     if selection_sharpness > 0:
         floor = ops.scalar(1e-3)
-        selection = ops.sigmoid((ops.log(energy_vis + floor) - ops.log(energy_ir + floor)) * ops.scalar(selection_sharpness))
+        log_ratio = ops.log(energy_vis + floor) - ops.log(energy_ir + floor)
+        selection = ops.sigmoid(log_ratio * ops.scalar(selection_sharpness))
     else:
         selection = ops.to_float(energy_vis > energy_ir)
     share = ops.where(match >= threshold, weights, selection)
@@ -154,7 +155,7 @@ def pyramid_fuse(
     thermal_bands = laplacian_pyramid(thermal, levels, ops)
     weight_levels = gaussian_pyramid(weights, levels, ops)
     fused, shares = [], []
-    for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1]):
+    for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1], strict=True):
         band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, ops)
         fused.append(band * ops.scalar(detail_gain) if detail_gain != 1.0 else band)
         shares.append(share)

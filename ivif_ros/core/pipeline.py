@@ -27,9 +27,9 @@ from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
 from .default_mode import fuse_default
 from .errors import FusionInputError
 from .primitives import NUMPY_OPS, ops_for
-from .temporal import THUMBNAIL_SIZE, StreamNormaliser
 from .registration import match_thermal_size
 from .settings import coerce, settings_of
+from .temporal import THUMBNAIL_SIZE, StreamNormaliser
 
 __all__ = [
     "FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair", "detector_input_size",

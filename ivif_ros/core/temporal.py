@@ -53,7 +53,8 @@ class StreamNormaliser:
             shape: the frame's size when ``visible_luminance`` is a thumbnail.
         """
         shape = tuple(shape) if shape is not None else visible_luminance.shape
-        thumbnail = cv2.resize(visible_luminance.astype(np.float32, copy=False), (THUMBNAIL_SIZE[1], THUMBNAIL_SIZE[0]), interpolation=cv2.INTER_AREA)
+        thumbnail = cv2.resize(visible_luminance.astype(np.float32, copy=False), (THUMBNAIL_SIZE[1], THUMBNAIL_SIZE[0]),
+                               interpolation=cv2.INTER_AREA)
         fresh = self._shape != shape or self._thumbnail is None
         if not fresh and float(np.abs(thumbnail - self._thumbnail).mean()) > self.scene_cut:
             fresh = True

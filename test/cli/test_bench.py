@@ -82,7 +82,8 @@ def test_markdown_report(report_dir):
 
 def test_compare_rows_use_their_settings(tmp_path):
     code = main(["--sizes", "96x64", "--backends", "torch", "--runs", "2", "--warmup", "1", "--pipeline-only",
-                 "--compare", "previous", "fusion_scheme=two_scale", "detector_mix=0.5", "--out", str(tmp_path), "--quiet"])
+                 "--compare", "previous", "fusion_scheme=two_scale", "detector_mix=0.5",
+                 "--out", str(tmp_path), "--quiet"])
     assert code == 0
     rows = json.loads((tmp_path / "bench.json").read_text())["pipeline"]
     assert [row["variant"] for row in rows] == ["torch", "torch [previous]"]

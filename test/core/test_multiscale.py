@@ -17,7 +17,7 @@ def test_identical_sources_are_reproduced() -> None:
     image = _texture(80, 100)
     fused, share = multiscale.pyramid_fuse(image, image, np.full_like(image, 0.3), base_complement=0.0)
     np.testing.assert_allclose(fused, image, atol=1e-2)
-    assert 0.0 <= share.min() and share.max() <= 1.0
+    assert share.min() >= 0.0 and share.max() <= 1.0
 
 
 def test_detail_of_both_sources_and_the_share_that_took_it() -> None:

@@ -157,7 +157,7 @@ class TestPrimitives:
                                                     sharpness, 8.0, 0.2, 1.1, ops=TORCH)
             np.testing.assert_allclose(array(actual), expected, atol=2e-2)
             np.testing.assert_allclose(array(share), expected_share, atol=1e-3)
-            assert 0.0 <= expected_share.min() and expected_share.max() <= 1.0
+            assert expected_share.min() >= 0.0 and expected_share.max() <= 1.0
         bands = multiscale.laplacian_pyramid(visible, 3)
         np.testing.assert_allclose(multiscale.collapse_pyramid(bands), visible, atol=1e-3)  # exact inverse
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from ivif_ros.training.baselines import (
-    BASELINES, fuse_baseline, fuse_gff, fuse_hmsd_gf, fuse_laplacian_pyramid, fuse_liu2017, fuse_max, fuse_mean,
+    BASELINES,
+    fuse_baseline,
+    fuse_gff,
+    fuse_hmsd_gf,
+    fuse_laplacian_pyramid,
+    fuse_liu2017,
+    fuse_max,
+    fuse_mean,
 )
 from ivif_ros.training.metrics import compute_metrics
 
@@ -45,7 +52,7 @@ class TestAllBaselines:
         result = fuse_baseline(name, ir, vis)
         assert result.fused.shape == vis.shape and result.fused.dtype == np.uint8
         assert result.weights.shape == ir.shape and result.weights.dtype == np.float32
-        assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
+        assert result.weights.min() >= 0.0 and result.weights.max() <= 1.0
         fused_crcb = cv2.cvtColor(result.fused, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
         vis_crcb = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
         # Chroma survives the YCrCb round trip up to rounding (and gamut clipping at the extremes).
