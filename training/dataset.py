@@ -7,6 +7,17 @@ blocks are cut at the same place from both. Each block gives two samples of shap
 sharp over blurred (label 0 = top block sharp) and blurred over sharp (label 1). The photos are
 split into train and test BY SOURCE IMAGE, so no photo contributes to both.
 
+Two recipes (``--recipe``):
+
+* ``product`` (default): kernels cycle 9/11/13/15 over the images of each split, blocks whose sharp
+  intensity is nearly flat are skipped, random overlapping positions top up the grid blocks, optional
+  augmentations, lossless samples.
+* ``paper``: ``create_training_dataset.m`` — MATLAB ``rgb2gray``; each split's images in four
+  consecutive quarters blurred with kernels 15, 11, 13, 15 (train) or 9, 11, 13, 15 (test), sigma 9;
+  every non-overlapping 32x32 grid block kept (flat ones too); each stacked sample goes through a
+  JPEG encode/decode at quality 75 (MATLAB ``imwrite``'s default; channels intensity, Gx, Gy as
+  R, G, B), so the stored arrays are what the authors' JPEG files decode to.
+
 On disk (``ivif-make-dataset --out DIR``)::
 
     DIR/manifest.json             counts, parameters, seed, source-list hash, per-image records
@@ -30,11 +41,16 @@ from ivif_ros import data
 from ivif_ros.core.errors import FusionInputError
 
 __all__ = [
-    "DatasetConfig", "DatasetError", "PatchDataset", "block_features", "list_images", "make_dataset",
-    "manifest_hash", "split_sources", "main",
+    "DatasetConfig", "DatasetError", "PatchDataset", "block_features", "jpeg_roundtrip", "list_images", "make_dataset",
+    "manifest_hash", "matlab_gaussian_blur", "paper_kernel", "split_sources", "main",
 ]
 
 FORMAT = "ivif-blur-pairs/1"
+RECIPES = ("product", "paper")
+#: Kernel sizes of the four consecutive quarters of each split in ``create_training_dataset.m``.
+PAPER_KERNELS = {"train": (15, 11, 13, 15), "test": (9, 11, 13, 15)}
+#: JPEG quality MATLAB's ``imwrite`` uses when none is given.
+MATLAB_JPEG_QUALITY = 75
 BLOCK = 32
 
 
@@ -48,7 +64,7 @@ class DatasetConfig:
 
     Sample counts are micro-patches (both stacking orders count), so they must be even.
     Augmentations apply to the train split only unless ``augment_test`` is set; all are off by
-    default, which reproduces the paper exactly.
+    default. ``recipe="paper"`` follows ``create_training_dataset.m`` instead (module docstring).
     """
 
     src: str = "../shared/data/natural"
@@ -69,10 +85,19 @@ class DatasetConfig:
     deg_noise: float = 0.0
     deg_contrast: float = 0.0
     deg_halo: float = 0.0
+    recipe: str = "product"
+    jpeg_quality: int = MATLAB_JPEG_QUALITY
     overwrite: bool = False
 
     def validate(self) -> None:
         """Raise :class:`DatasetError` naming the first bad field."""
+        if self.recipe not in RECIPES:
+            raise DatasetError(f"recipe={self.recipe!r}: use one of {', '.join(RECIPES)}")
+        if self.recipe == "paper" and (self.aug_sigma is not None or self.aug_noise > 0 or self.aug_gamma > 1
+                                       or self.aug_invert > 0):
+            raise DatasetError("recipe=paper: the paper's dataset has no augmentation; drop the --aug-* flags")
+        if not 0 <= self.jpeg_quality <= 100:
+            raise DatasetError(f"jpeg_quality={self.jpeg_quality}: must lie in 0..100")
         for name in ("train", "test"):
             value = getattr(self, name)
             if value < 0 or value % 2:
@@ -234,6 +259,50 @@ def _cut_blocks(sharp: np.ndarray, blurred: np.ndarray, quota: int, min_contrast
     return cut(fs), cut(fb)
 
 
+def paper_kernel(split: str, index: int, count: int) -> int:
+    """Kernel size of image ``index`` of ``count`` in ``split`` under the paper recipe (four quarters)."""
+    return PAPER_KERNELS[split][min(3, (4 * index) // count)]
+
+
+def matlab_gaussian_blur(gray: np.ndarray, sigma: float, kernel: int) -> np.ndarray:
+    """``imgaussfilt(gray, sigma, 'FilterSize', kernel)`` on uint8: replicate border, rounded back to uint8."""
+    blurred = cv2.GaussianBlur(gray.astype(np.float32), (kernel, kernel), sigma, borderType=cv2.BORDER_REPLICATE)
+    return np.clip(np.floor(blurred + 0.5), 0, 255).astype(np.uint8)
+
+
+def jpeg_roundtrip(samples: np.ndarray, quality: int = MATLAB_JPEG_QUALITY) -> np.ndarray:
+    """Encode each (3, H, W) uint8 sample as an RGB JPEG (channel 0 = R) and decode it again.
+
+    Shape:
+        (N, 3, H, W) uint8 -> (N, 3, H, W) uint8.
+    """
+    out = np.empty_like(samples)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    for i, sample in enumerate(samples):
+        bgr = np.ascontiguousarray(sample[::-1].transpose(1, 2, 0))  # OpenCV wants B, G, R
+        ok, buf = cv2.imencode(".jpg", bgr, params)
+        if not ok:
+            raise DatasetError("JPEG encoding failed")
+        out[i] = cv2.imdecode(buf, cv2.IMREAD_COLOR).transpose(2, 0, 1)[::-1]
+    return out
+
+
+def _grid_blocks(sharp: np.ndarray, blurred: np.ndarray, quota: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The non-overlapping grid blocks (raster order); a random subset of ``quota`` when there are more."""
+    fs, fb = block_features(sharp), block_features(blurred)
+    rows, cols = sharp.shape[0] // BLOCK, sharp.shape[1] // BLOCK
+    keep = np.arange(rows * cols)
+    if quota < len(keep):
+        keep = np.sort(rng.choice(len(keep), size=max(quota, 0), replace=False))
+
+    def cut(f: np.ndarray) -> np.ndarray:
+        grid = f[:, : rows * BLOCK, : cols * BLOCK].reshape(3, rows, BLOCK, cols, BLOCK)
+        return np.ascontiguousarray(grid.transpose(1, 3, 0, 2, 4).reshape(rows * cols, 3, BLOCK, BLOCK)[keep])
+
+    return cut(fs), cut(fb)
+
+
 class _ShardWriter:
     """Buffers samples and writes shuffled shards of ``shard_size`` samples."""
 
@@ -265,6 +334,16 @@ class _ShardWriter:
         self.shards.append({"stem": stem, "count": int(n)})
 
 
+def _read_gray(path: Path, matlab: bool) -> np.ndarray | None:
+    """8-bit gray image, or ``None`` if unreadable; ``matlab`` uses ``rgb2gray``'s weights and rounding."""
+    from .metrics import to_gray_u8
+
+    try:
+        return to_gray_u8(data.read_image(path, "vis")) if matlab else data.read_image(path, "gray")
+    except FusionInputError:
+        return None
+
+
 def _make_split(name: str, paths: list[Path], samples: int, cfg: DatasetConfig, out: Path,
                 rng: np.random.Generator, progress: bool) -> dict:
     from tqdm import tqdm
@@ -274,23 +353,29 @@ def _make_split(name: str, paths: list[Path], samples: int, cfg: DatasetConfig, 
     writer = _ShardWriter(out, name, cfg.shard_size, rng)
     sources, produced = [], 0
     bar = tqdm(total=samples, desc=f"{name:5s}", unit="patch", disable=not progress, dynamic_ncols=True)
+    paper = cfg.recipe == "paper"
     for i, path in enumerate(paths):
-        try:
-            gray = data.read_image(path, "gray")
-        except FusionInputError:
-            gray = None
+        gray = _read_gray(path, paper)
         record = {"name": path.name, "path": str(path)}
         due = (target_blocks * (i + 1)) // len(paths) - produced  # carries any earlier shortfall forward
         if gray is None or min(gray.shape) < BLOCK:
             record["skipped"] = "unreadable" if gray is None else f"smaller than {BLOCK}x{BLOCK}"
             sources.append(record)
             continue
-        sharp, blurred, sim = _simulate(gray, cfg.kernels[i % len(cfg.kernels)], cfg, augment, rng)
-        record.update(sim)
-        s, b = _cut_blocks(sharp, blurred, max(due, 0), cfg.min_contrast, rng)
+        if paper:
+            kernel = paper_kernel(name, i, len(paths))
+            sharp, blurred = gray, matlab_gaussian_blur(gray, cfg.sigma, kernel)
+            record.update(kernel=kernel, sigma=cfg.sigma)
+            s, b = _grid_blocks(sharp, blurred, max(due, 0), rng)
+        else:
+            sharp, blurred, sim = _simulate(gray, cfg.kernels[i % len(cfg.kernels)], cfg, augment, rng)
+            record.update(sim)
+            s, b = _cut_blocks(sharp, blurred, max(due, 0), cfg.min_contrast, rng)
         n = len(s)
         if n:
             x = np.concatenate([np.concatenate([s, b], 2), np.concatenate([b, s], 2)])
+            if paper:
+                x = jpeg_roundtrip(x, cfg.jpeg_quality)
             y = np.repeat(np.array([0, 1], np.uint8), n)
             writer.add(x, y, np.full(2 * n, len(sources), np.int32))
         record["blocks"] = int(n)
@@ -304,7 +389,7 @@ def _make_split(name: str, paths: list[Path], samples: int, cfg: DatasetConfig, 
             per_kernel[str(rec["kernel"])] = per_kernel.get(str(rec["kernel"]), 0) + 2 * rec["blocks"]
     return {
         "samples": 2 * produced, "blocks": produced, "requested": samples, "shortfall": samples - 2 * produced,
-        "images": len(paths), "augmented": augment, "per_kernel": per_kernel,
+        "images": len(paths), "augmented": augment and not paper, "per_kernel": per_kernel,
         "shards": writer.close(), "sources": sources,
     }
 
@@ -452,12 +537,17 @@ def _parser() -> argparse.ArgumentParser:
                      "not the blur",
         "deg_contrast": "share of images whose worse member is the sharp image with its contrast collapsed to 15-40 %%",
         "deg_halo": "share of images whose worse member is the sharp image under a glare halo",
+        "recipe": "product (default) or paper (create_training_dataset.m: kernels 15/11/13/15 train, "
+                  "9/11/13/15 test by quarter, every grid block, JPEG samples; ignores --kernels/--min-contrast)",
+        "jpeg_quality": "paper recipe: JPEG quality of the samples (MATLAB imwrite default: 75)",
         "overwrite": "replace an existing dataset in --out",
     }
     for f in fields(DatasetConfig):
         flag, value = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
         if isinstance(value, bool):
             p.add_argument(flag, action="store_true", help=helps[f.name])
+        elif f.name == "recipe":
+            p.add_argument(flag, choices=RECIPES, default=value, help=helps[f.name])
         elif f.name == "kernels":
             p.add_argument(flag, type=int, nargs="+", default=list(value), help=helps[f.name])
         elif f.name == "aug_sigma":

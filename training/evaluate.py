@@ -555,6 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_arguments(parser, "detector weights for the default mode (default: shipped)")
     parser.add_argument("--seed-model", default=None, help="detector weights for the seed mode (default: shipped)")
     add_set_argument(parser)
+    parser.add_argument("--protocol", choices=("product", "paper"), default="product",
+                        help="paper: the research script's protocol (456x456 gray, enhanced visible vs original "
+                             "infrared, their blending and SSR; training/paper_protocol.py)")
+    parser.add_argument("--seed-dense", choices=("exact", "shared"), default="exact",
+                        help="paper protocol: seed dense pass (shared = layers before fc once per image)")
     return parser
 
 
@@ -571,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.protocol == "paper":
+        from ivif_ros.training.paper_protocol import run_paper
+
+        return run_paper(args)
     return run(args)
 
 

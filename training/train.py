@@ -63,6 +63,8 @@ class TrainConfig:
     threads: int = 0
     device: str = "auto"
     amp: bool = True
+    cpu_bf16: bool = False
+    channels_last: bool = False
     log_every: int = 50
     ckpt_every: int = 0
     max_steps: int = 0
@@ -95,6 +97,8 @@ _HELP = {
     "threads": "torch CPU threads per process (0 = torch default)",
     "device": "auto, cpu, cuda or cuda:N (torchrun: the local rank's GPU)",
     "amp": "mixed precision on CUDA (ignored on CPU)",
+    "cpu_bf16": "bfloat16 autocast on CPU (weights stay float32; ~2x faster where the CPU has AVX512-BF16/AMX)",
+    "channels_last": "NHWC memory layout (with --cpu-bf16: the seed network's 1x1 convolutions run ~4x faster)",
     "log_every": "steps between TensorBoard loss points",
     "ckpt_every": "also checkpoint every N steps inside an epoch (0 = at epoch ends only)",
     "max_steps": "stop (with a checkpoint) once this many steps are done in total; 0 = no cap",
@@ -167,14 +171,19 @@ def _batches(n: int, cfg: TrainConfig, epoch: int, ddp: _Dist) -> list[np.ndarra
     return [mine[i * cfg.batch_size:(i + 1) * cfg.batch_size] for i in range(steps)]
 
 
-def _to_input(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(x).to(device, non_blocking=True).float().div_(255.0)
+def _to_input(x: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    t = torch.from_numpy(x).to(device, non_blocking=True).float().div_(255.0)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
 
 
 @torch.no_grad()
 def evaluate(net: nn.Module, data: PatchDataset, device: torch.device, batch_size: int = 1024,
-             ddp: _Dist | None = None) -> dict[str, float]:
+             ddp: _Dist | None = None, cpu_bf16: bool = False, channels_last: bool = False) -> dict[str, float]:
     """Loss and accuracy of ``net.forward_patches`` on a split (sharded over ranks under torchrun).
+
+    Args:
+        cpu_bf16: run under bfloat16 autocast on CPU (as training with ``--cpu-bf16`` does).
+        channels_last: feed NHWC batches.
 
     Returns:
         ``{"loss", "acc", "count"}``.
@@ -186,7 +195,8 @@ def evaluate(net: nn.Module, data: PatchDataset, device: torch.device, batch_siz
     loss = correct = 0.0
     for start in range(0, len(positions), batch_size):
         x, y, _ = data.get_batch(positions[start:start + batch_size])
-        logits = net.forward_patches(_to_input(x, device)).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16 and device.type == "cpu"):
+            logits = net.forward_patches(_to_input(x, device, channels_last)).float()
         target = torch.from_numpy(y).to(device)
         loss += F.cross_entropy(logits, target, reduction="sum").item()
         correct += (logits.argmax(1) == target).sum().item()
@@ -253,6 +263,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     else:
         net = create_model(cfg.arch, **cfg.model_kwargs)
     net.to(device).train()
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
     model: nn.Module = _PatchClassifier(net)
     if ddp.world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -265,8 +277,9 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     steps_per_epoch = len(_batches(len(train_set), cfg, 0, ddp))
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, int(cfg.warmup * total), cfg.min_lr_ratio))
+    cpu_amp = cfg.cpu_bf16 and device.type == "cpu"
     use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = torch.bfloat16 if cpu_amp or (use_amp and torch.cuda.is_bf16_supported()) else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     progress = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0, "correct": 0.0,
@@ -315,8 +328,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         model.train()
         for idx in batches[progress["step_in_epoch"]:]:
             x, y, _ = train_set.get_batch(idx)
-            x, target = _to_input(x, device), torch.from_numpy(y).to(device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            x, target = _to_input(x, device, cfg.channels_last), torch.from_numpy(y).to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp or cpu_amp):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), target)
             opt.zero_grad(set_to_none=True)
@@ -346,7 +359,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         if stopped:
             break
         loss_sum, correct, count = ddp.sum([progress["loss_sum"], progress["correct"], progress["count"]], device)
-        val = evaluate(net, val_set, device, ddp=ddp)
+        val = evaluate(net, val_set, device, ddp=ddp, cpu_bf16=cpu_amp, channels_last=cfg.channels_last)
         row = {"epoch": epoch + 1, "step": progress["global_step"], "train_loss": loss_sum / count,
                "train_acc": correct / count, "val_loss": val["loss"], "val_acc": val["acc"],
                "lr": sched.get_last_lr()[0], "epoch_s": round(time.perf_counter() - t_epoch, 2)}
@@ -444,8 +457,11 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.threads > 0:
                 torch.set_num_threads(cfg.threads)
             net, info = load_model(args.eval_weights)
+            if cfg.channels_last:
+                net.to(memory_format=torch.channels_last)
             data = PatchDataset(cfg.data, "test", cfg.val_limit or None, subset_seed=cfg.seed + 1)
-            print(json.dumps({"weights": info.path, "data": cfg.data, **evaluate(net, data, torch.device("cpu"))}))
+            scores = evaluate(net, data, torch.device("cpu"), cpu_bf16=cfg.cpu_bf16, channels_last=cfg.channels_last)
+            print(json.dumps({"weights": info.path, "data": cfg.data, **scores}))
             return 0
         summary = train(cfg, argv)
     except (DatasetError, ModelError, OSError) as exc:

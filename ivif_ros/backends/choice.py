@@ -86,6 +86,8 @@ class DetectorLoader:
             from ivif_ros.models import load_model
 
             net, info = load_model(self.choice.model_spec(mode))
+            if mode == "seed" and hasattr(net, "votes"):
+                net.votes = True  # the authors' per-window vote (ties go to visible)
             if not info.trained:
                 LOGGER.warning(
                     "UNTRAINED %s detector in use (%s): weight maps are meaningless until trained weights are loaded",

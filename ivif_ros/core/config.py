@@ -86,6 +86,9 @@ class FusionConfig:
                                choices=(0, 1, 2, 4, 8, 16, 32))
     seed_blend_radius: float = setting(16.0, "seed mode distance-transform blending half-width, px",
                                        low=0.0, low_open=True, high=10000.0, runtime=True)
+    seed_blend: str = setting("authors", "seed mode blending: authors = Model_Test.py's distance-transform formula "
+                              "and Retinex, ramp = linear ramp of seed_blend_radius", choices=("authors", "ramp"),
+                              runtime=True)
     seed_retinex: bool = setting(True, "seed mode final Single-Scale Retinex", runtime=True)
     retinex_sigma: float = setting(300.0, "Gaussian sigma of the Retinex surround, px",
                                    low=0.0, low_open=True, high=100000.0)

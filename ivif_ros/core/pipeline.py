@@ -8,7 +8,8 @@ Modes:
     filter, base/detail fusion.
     ``seed`` — SEED-ALGORITHM.md reproduced faithfully at native resolution: full §3 enhancement,
     the three-path detector over 32×32 windows at stride 8 (4 from 500 px), vote map → decision map
-    → distance-transform blending → min–max → Single-Scale Retinex.
+    → distance-transform blending → min–max → Single-Scale Retinex (``seed_mode``: as the authors'
+    ``Model_Test.py`` does each step).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from ivif_ros import data as image_files  # a module import: ivif_ros.data imports .errors
 
-from . import enhance, fusion, weight_map
+from . import enhance, fusion, seed_mode, weight_map
 from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
 from .default_mode import fuse_default
 from .errors import FusionInputError
@@ -404,8 +405,15 @@ class FusionPipeline:
         stride = config.seed_stride or (4 if max(height, width) >= 500 else 8)
         if getattr(backend, "set_stride", None) is not None:
             backend.set_stride(stride)
-        scores, det_shape, window, stride = detect(visible_lum, thermal_lum, 1.0)
+        authors = config.seed_blend == "authors"
+        detect_ir = seed_mode.original_infrared(thermal) if authors else thermal_lum
+        scores, det_shape, window, stride = detect(visible_lum, detect_ir, 1.0)
         clock.lap("detect")
+        if authors:
+            fused, weights = seed_mode.fuse(visible_lum, thermal_lum, scores, window, stride, config.seed_retinex,
+                                            config.retinex_sigma)
+            clock.lap("fuse")
+            return fused, weights
         weights = weight_map.seed_weight_map(scores, window, stride, det_shape, config.seed_blend_radius)
         if weights.shape != (height, width):
             weights = cv2.resize(weights, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -100,11 +100,15 @@ def _read_pt(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except Exception as exc:  # unpickling refused or file damaged
         raise ModelError(f"{path}: not a weights-only torch state dict ({exc})") from exc
     meta: dict[str, str] = {}
-    if isinstance(obj, dict) and "state_dict" in obj:
+    wrappers = ("state_dict", "model")
+    wrapper = next((key for key in wrappers if isinstance(obj, dict) and isinstance(obj.get(key), dict)), None)
+    if wrapper is not None:
         meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items() if k in ("arch", "model_kwargs")}
-        obj = obj["state_dict"]
+        obj = obj[wrapper]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f"{path}: expected a dict of tensors (a state dict)")
+    if obj and all(key.startswith("module.") for key in obj):  # saved from (Distributed)DataParallel
+        obj = {key[len("module."):]: value for key, value in obj.items()}
     return obj, meta
 
 
@@ -142,7 +146,10 @@ def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu
     Args:
         spec: ``None`` for the shipped default; an architecture name (``"fast"``, ``"seed"``) for
             its shipped weights; or a path to a ``.safetensors`` file (architecture read from its
-            metadata) or a ``.pt`` state dict (read with ``weights_only=True``, never unpickled).
+            metadata) or a ``.pt``/``.pth`` state dict (read with ``weights_only=True``, never
+            unpickled; it may be wrapped under ``"state_dict"`` or ``"model"`` and its keys may carry
+            DataParallel's ``module.`` prefix). The authors' ``EResNet_trained_model.pth`` loads
+            as ``seed``: :class:`~ivif_ros.models.seed.SeedNet` uses their parameter names.
             A name with no shipped weights gives an untrained net with ``trained=False``.
         device: torch device for the returned net.
         **kwargs: runtime attributes to override, e.g. ``stride=4``.

@@ -49,3 +49,26 @@ def test_default_detector_sees_local_blur():
     with torch.no_grad():
         score = net(pair)[0, 0].numpy()
     assert (score[:, :10] < 0).mean() > 0.9 and (score[:, -10:] > 0).mean() > 0.9
+
+
+@pytest.mark.skipif(shipped_weights("seed") is None, reason="no shipped seed weights")
+def test_seed_recipe_describes_the_shipped_file():
+    recipe = json.loads((WEIGHTS_DIR / "seed.json").read_text())
+    data = (WEIGHTS_DIR / recipe["weights"]).read_bytes()
+    assert recipe["weights_sha256"] == hashlib.sha256(data).hexdigest()
+    assert recipe["arch"] == "seed" and recipe["dataset_recipe"] == "paper"
+    assert recipe["held_out"]["test_acc"] >= 0.95
+
+
+@pytest.mark.skipif(shipped_weights("seed") is None, reason="no shipped seed weights")
+def test_seed_detector_votes_for_the_sharp_image():
+    """The authors' vote: +1 (A) where A is the sharp image, -1 once the inputs are swapped."""
+    net, info = load_model("seed", stride=16, votes=True)
+    assert info.trained and info.arch == "seed"
+    sharp = _photo_like(96, 128, seed=2)
+    blurred = cv2.GaussianBlur(sharp, (9, 9), 3)
+    pair = torch.from_numpy(np.stack([sharp, blurred])[None].astype(np.float32) / 255.0)
+    with torch.no_grad():
+        votes = net(pair)
+        swapped = net(pair.flip(1))
+    assert (votes > 0).float().mean() > 0.9 and (swapped < 0).float().mean() > 0.9
