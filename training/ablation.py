@@ -24,7 +24,7 @@ import numpy as np
 from ivif_ros.core.errors import FusionInputError
 from ivif_ros.data import data_root, find_pairs, read_image
 
-from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics
+from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, compute_metrics, target_retention
 from .report import mean_ranks, parse_reference_tables, replace_markdown_section
 
 __all__ = ["LEVERS", "run_ablation", "main"]
@@ -32,15 +32,20 @@ __all__ = ["LEVERS", "run_ablation", "main"]
 #: lever name -> FusionConfig overrides relative to the product default.
 LEVERS: dict[str, dict[str, object]] = {
     "default": {},
-    "detector only for detail weights (detector_mix=1)": {"detector_mix": 1.0},
-    "local detail energy only (detector_mix=0)": {"detector_mix": 0.0},
+    "detector flattened to ~0.5 (weight_temperature=100)": {"weight_temperature": 100.0},
+    "detector replaced by local detail energy (detector_mix=0)": {"detector_mix": 0.0},
+    "previous default: two-scale split (fusion_scheme=two_scale, detector_mix=0.5)": {
+        "fusion_scheme": "two_scale", "detector_mix": 0.5},
+    "Liu's 3x3 windows (match_radius=1)": {"match_radius": 1},
+    "averaging only where bands match closely (match_threshold=0.9)": {"match_threshold": 0.9},
+    "averaging almost everywhere (match_threshold=0)": {"match_threshold": 0.0},
+    "soft selection (selection_sharpness=4)": {"selection_sharpness": 4.0},
+    "3 pyramid levels": {"pyramid_levels": 3},
+    "5 pyramid levels": {"pyramid_levels": 5},
     "no final stretch (output_stretch=0)": {"output_stretch": 0.0},
     "no darker-base complement (base_complement=0)": {"base_complement": 0.0},
     "hard brightness selection (base_temperature=0.5)": {"base_temperature": 0.5},
-    "paper visible enhancement at 30% (visible_enhance=0.3)": {"visible_enhance": 0.3},
-    "paper enhancement on thermal at 15% (thermal_enhance=0.15)": {"thermal_enhance": 0.15},
     "detail gain 1.2": {"detail_gain": 1.2},
-    "smaller base/detail split (base_radius=8)": {"base_radius": 8},
     "detector at quarter resolution (detector_scale=0.25)": {"detector_scale": 0.25},
 }
 
@@ -61,7 +66,9 @@ def _init_worker(overrides: dict[str, object]) -> None:
 def _score_pair(paths: tuple[Path, Path]) -> tuple[dict[str, float], float]:
     infrared, visible = read_image(paths[0], "ir"), read_image(paths[1], "vis")
     result = _PIPELINE(infrared, visible)
-    return compute_metrics(infrared, visible, result.fused), sum(result.timings.values())
+    scores = compute_metrics(infrared, visible, result.fused)
+    scores["retention"] = target_retention(infrared, result.fused)
+    return scores, sum(result.timings.values())
 
 
 def _dataset_pairs(root: Path, name: str, step: int) -> list[tuple[Path, Path]]:
@@ -81,7 +88,7 @@ def run_ablation(
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(overrides,)) as pool:
             for name in sets:
                 outcomes = list(pool.map(_score_pair, _dataset_pairs(data, name, step.get(name, 1)), chunksize=2))
-                means = {m: float(np.mean([o[0][m] for o in outcomes])) for m in METRIC_NAMES}
+                means = {m: float(np.nanmean([o[0][m] for o in outcomes])) for m in (*METRIC_NAMES, "retention")}
                 means["ms"] = statistics.median(o[1] for o in outcomes)
                 means["pairs"] = len(outcomes)
                 results[name][lever] = means
@@ -97,14 +104,15 @@ def _markdown(results, reference) -> str:
         peers = reference.get(name, {})
         lines += [f"### {name} ({int(default['pairs'])} pairs)", "",
                   "| lever | mean rank | " + " | ".join(f"Δ{m}{'↓' if not HIGHER_IS_BETTER[m] else ''}" for m in METRIC_NAMES)
-                  + " | ms/pair |", "|---" * (len(METRIC_NAMES) + 3) + "|"]
+                  + " | retention | ms/pair |", "|---" * (len(METRIC_NAMES) + 4) + "|"]
         for lever, means in rows.items():
             rank = mean_ranks({**peers, "candidate": means})["candidate"] if peers else float("nan")
             if lever == "default":
                 deltas = [f"{means[m]:.4g}" for m in METRIC_NAMES]
             else:
                 deltas = [f"{100.0 * (means[m] - default[m]) / max(abs(default[m]), 1e-12):+.1f}%" for m in METRIC_NAMES]
-            lines.append(f"| {lever} | {rank:.2f} | " + " | ".join(deltas) + f" | {means['ms']:.1f} |")
+            lines.append(f"| {lever} | {rank:.2f} | " + " | ".join(deltas)
+                         + f" | {means['retention']:.2f} | {means['ms']:.1f} |")
         if peers:
             best = min(mean_ranks({**peers, "candidate": rows["default"]}).items(), key=lambda kv: kv[1] if kv[0] != "candidate" else 99)
             lines.append(f"\nBest peer row with the default added: {best[0]} at {best[1]:.2f}. "

@@ -1,12 +1,17 @@
 """Classic fast infrared + visible fusion methods, the ones a user would otherwise pick.
 
-Four baselines, vectorised with NumPy/OpenCV, all with the same signature
+Six baselines, vectorised with NumPy/OpenCV, all with the same signature
 ``fuse_x(infrared, visible) -> BaselineResult``:
 
 * ``mean``: per-pixel average.
 * ``max``: per-pixel maximum of absolute values (for 0..255 images simply the maximum).
 * ``lp``: Laplacian pyramid (Burt & Adelson), 4 detail levels, max-absolute detail, mean base.
 * ``gff``: guided-filtering fusion (Li, Kang & Hu, IEEE TIP 22(7), 2013).
+* ``liu2017``: Liu et al.'s rule (IJWMIP 16(3), 2018: a network's weight map applied in a full
+  Laplacian pyramid with Burt's match/salience selection, threshold 0.6), with this project's
+  shipped ``fast`` blur detector as the network.
+* ``hmsd_gf``: hybrid multi-scale decomposition with guided filters (Zhou et al., Applied Optics
+  55(23), 2016; Information Fusion 30, 2016).
 
 Colour handling (every method): a BGR visible frame is converted to YCrCb; the methods fuse its
 luminance Y with the infrared frame, and the visible chroma (Cr, Cb) is kept, so the output is BGR
@@ -34,6 +39,8 @@ __all__ = [
     "fuse_max",
     "fuse_laplacian_pyramid",
     "fuse_gff",
+    "fuse_liu2017",
+    "fuse_hmsd_gf",
     "fuse_baseline",
 ]
 
@@ -266,11 +273,189 @@ def fuse_gff(
     return _colour_aware(fuse_gray, infrared, visible)
 
 
+# ---------------------------------------------------------------------------------------------
+# Liu et al. 2017: a network's weight map in a Laplacian pyramid with Burt's match/salience rule
+# ---------------------------------------------------------------------------------------------
+_DETECTORS: dict[str, object] = {}
+
+
+def detector_weight_map(visible: np.ndarray, infrared: np.ndarray, model: str | None = None) -> np.ndarray:
+    """Visible share in [0, 1] from a blur detector scored densely at full resolution.
+
+    The window scores of ``model`` (None = the shipped ``fast`` detector; CPU, ``auto`` backend)
+    become the mean window probability over the windows covering each pixel
+    (``core.weight_map.soft_weight_map``), as Liu et al. average their patch scores.
+
+    Args:
+        visible, infrared: float64/float32 H×W on the 0..255 scale.
+    """
+    from ivif_ros.backends import create_backend
+    from ivif_ros.core.weight_map import soft_weight_map
+    from ivif_ros.models import load_model
+
+    key = model or "<shipped>"
+    if key not in _DETECTORS:
+        net, _info = load_model(model)
+        _DETECTORS[key] = create_backend("auto", model=net, device="cpu")
+    backend = _DETECTORS[key]
+    height, width = visible.shape
+    pad_h, pad_w = max(0, backend.window - height), max(0, backend.window - width)
+    pair = np.stack([visible, infrared]).astype(np.float32) * np.float32(1.0 / 255.0)
+    if pad_h or pad_w:
+        pair = np.pad(pair, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+    scores = backend(pair[None])[0, 0]
+    weights = soft_weight_map(scores, backend.window, backend.stride, pair.shape[1:])
+    return weights[:height, :width]
+
+
+def _burt_band(visible: np.ndarray, infrared: np.ndarray, weights: np.ndarray, threshold: float) -> np.ndarray:
+    """Burt's rule on one band: 3×3 energies (symmetric borders); match > threshold → weighted
+    average by ``weights`` (visible share), else the band of larger energy."""
+    def window_sum(values: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(values, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT)
+
+    energy_vis = window_sum(visible * visible)
+    energy_ir = window_sum(infrared * infrared)
+    match = 2.0 * window_sum(visible * infrared) / (energy_vis + energy_ir + np.finfo(np.float64).eps)
+    selected = np.where(energy_vis > energy_ir, visible, infrared)
+    averaged = weights * visible + (1.0 - weights) * infrared
+    return np.where(match > threshold, averaged, selected)
+
+
+def fuse_liu2017(
+    infrared: np.ndarray, visible: np.ndarray, threshold: float = 0.6, model: str | None = None
+) -> BaselineResult:
+    """Liu et al. 2017/2018 ("Infrared and visible image fusion with convolutional neural networks").
+
+    1. weight map W (visible share) from the blur detector ``model`` on the two gray images
+       (:func:`detector_weight_map`; the paper's siamese CNN is replaced by this project's detector,
+       which answers the same question: which source is the more informative one here);
+    2. Laplacian pyramids of both sources and a Gaussian pyramid of W, with as many levels as the
+       image allows (``floor(log2(min(H, W)))``, down to a few pixels);
+    3. every level, the residual included, fused by Burt's match/salience rule with threshold
+       ``threshold`` (0.6 in the paper): weighted averaging by W where the local 3×3 match exceeds
+       it, else the coefficient of larger local energy;
+    4. collapse and round to 8 bits.
+
+    Weight map: W.
+    """
+    def fuse_gray(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        weights = detector_weight_map(vis, ir, model).astype(np.float64)
+        levels = max(1, int(np.floor(np.log2(min(ir.shape)))) - 1)
+        pyramid_ir = _laplacian_pyramid(ir / 255.0, levels)
+        pyramid_vis = _laplacian_pyramid(vis / 255.0, levels)
+        weight_levels = [weights]
+        for _ in range(levels):
+            weight_levels.append(cv2.pyrDown(weight_levels[-1]))
+        fused = [_burt_band(v, i, w, threshold) for v, i, w in zip(pyramid_vis, pyramid_ir, weight_levels, strict=True)]
+        return _collapse(fused) * 255.0, weights
+
+    return _colour_aware(fuse_gray, infrared, visible)
+
+
+# ---------------------------------------------------------------------------------------------
+# HMSD-GF: hybrid multi-scale decomposition with guided filters (Zhou et al. 2016)
+# ---------------------------------------------------------------------------------------------
+def _perceptual_saliency(image: np.ndarray, block: int = 40, alpha: float = 2.0) -> float:
+    """Gradient-weighted mean local contrast of a 0..1 image.
+
+    Per ``block``×``block`` tile: the tile's standard deviation, weighted by the sum of its Sobel
+    gradient magnitudes to the power ``alpha``. A simplification of Zhou et al.'s perceptual
+    saliency (their per-tile measure is a contrast-sensitivity-weighted error); used only for the
+    ratio of the two sources that sets the fusion's gain ``lambda``.
+    """
+    grad_x = cv2.Sobel(image, cv2.CV_64F, 1, 0, ksize=3)
+    grad_y = cv2.Sobel(image, cv2.CV_64F, 0, 1, ksize=3)
+    magnitude = np.sqrt(grad_x**2 + grad_y**2)
+    height, width = image.shape
+    values, weights = [], []
+    for top in range(0, height, block):
+        for left in range(0, width, block):
+            tile = image[top : top + block, left : left + block]
+            values.append(tile.std())
+            weights.append((magnitude[top : top + block, left : left + block] ** alpha).sum())
+    total = float(np.sum(weights))
+    return float(np.dot(values, weights) / total) if total > 0 else 0.0
+
+
+def _hmsd_lambda(infrared: np.ndarray, visible: np.ndarray) -> float:
+    """The paper's automatic gain: from the saliency ratio R = PS(IR)/PS(VIS), 100 below 0.8, 2000
+    above 1.6, linear (2500·R − 1900) in between."""
+    ratio = _perceptual_saliency(infrared) / max(_perceptual_saliency(visible), 1e-12)
+    if ratio < 0.8:
+        return 100.0
+    if ratio > 1.6:
+        return 2000.0
+    return 2500.0 * ratio - 1900.0
+
+
+def _gaussian_smooth(image: np.ndarray, sigma: float) -> np.ndarray:
+    half = int(np.floor(3 * sigma))
+    return cv2.GaussianBlur(image, (2 * half + 1, 2 * half + 1), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def fuse_hmsd_gf(infrared: np.ndarray, visible: np.ndarray, levels: int = 4) -> BaselineResult:
+    """HMSD-GF (Zhou et al., Applied Optics 2016, without its visibility enhancement).
+
+    On 0..1 images, for each source and ``j = 1..levels`` with radius ``r_j = 2^j`` and
+    ``eps_j = 0.1 / 2^(j−1)``: a coarse smoothing ``M_j = GF(M_{j−1}; r_j, 100²)`` (the guided filter
+    with a huge eps, close to a box mean) and an edge-preserving one ``L_j = GF(L_{j−1}; r_j,
+    eps_j²)``; texture ``D_j = M_{j−1} − L_j`` and edges ``E_j = L_j − M_j``; the base is ``M_levels``.
+
+    Fusion, coarse to fine: for ``j ≥ 2`` the infrared share ``C_j = atan(λ·P_j)/atan(λ)`` with
+    ``P_j = max(|E_j,IR| − |E_j,VIS|, 0)`` normalised to its maximum, Gaussian-smoothed (σ 1),
+    weights both ``E_j`` and ``D_j``; the base takes ``C`` of the coarsest level smoothed with
+    σ = 64. At ``j = 1`` the edges are selected by larger magnitude (the choice smoothed, σ 1) and
+    the texture by larger magnitude. λ comes from the sources' perceptual-saliency ratio
+    (:func:`_hmsd_lambda`). The sum is scaled by 275/255 and clipped, as the authors' release does.
+
+    Weight map: the visible share of the base.
+    """
+    def decompose(image: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        textures, edges = [], []
+        coarse, edge_aware = image, image
+        for level in range(1, levels + 1):
+            radius, eps = 2**level, 0.1 / 2 ** (level - 1)
+            next_coarse = _guided_filter(coarse, coarse, radius, 100.0**2)
+            next_edge_aware = _guided_filter(edge_aware, edge_aware, radius, eps**2)
+            textures.append(coarse - next_edge_aware)
+            edges.append(next_edge_aware - next_coarse)
+            coarse, edge_aware = next_coarse, next_edge_aware
+        return textures, edges, coarse
+
+    def fuse_gray(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gain = _hmsd_lambda(ir / 255.0, vis / 255.0)
+        textures_ir, edges_ir, base_ir = decompose(ir / 255.0)
+        textures_vis, edges_vis, base_vis = decompose(vis / 255.0)
+        fused = np.zeros_like(base_ir)
+        base_share_ir = None
+        for level in range(levels, 1, -1):
+            index = level - 1
+            excess = np.maximum(np.abs(edges_ir[index]) - np.abs(edges_vis[index]), 0.0)
+            peak = excess.max()
+            normalised = excess / peak if peak > 0 else excess
+            share = np.arctan(gain * normalised) / np.arctan(gain)
+            if base_share_ir is None:
+                base_share_ir = _gaussian_smooth(share, 2.0 * 2.0 * 2**levels)
+                fused += base_share_ir * base_ir + (1.0 - base_share_ir) * base_vis
+            share = _gaussian_smooth(share, 1.0)
+            thermal_part = edges_ir[index] + textures_ir[index]
+            fused += share * thermal_part + (1.0 - share) * (edges_vis[index] + textures_vis[index])
+        edge_share = _gaussian_smooth((np.abs(edges_vis[0]) < np.abs(edges_ir[0])).astype(np.float64), 1.0)
+        fused += edge_share * edges_ir[0] + (1.0 - edge_share) * edges_vis[0]
+        fused += np.where(np.abs(textures_vis[0]) < np.abs(textures_ir[0]), textures_ir[0], textures_vis[0])
+        return fused * 275.0, 1.0 - base_share_ir
+
+    return _colour_aware(fuse_gray, infrared, visible)
+
+
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], BaselineResult]] = {
     "mean": fuse_mean,
     "max": fuse_max,
     "lp": fuse_laplacian_pyramid,
     "gff": fuse_gff,
+    "liu2017": fuse_liu2017,
+    "hmsd_gf": fuse_hmsd_gf,
 }
 
 

@@ -82,6 +82,9 @@ class DatasetConfig:
     aug_gamma: float = 1.0
     aug_invert: float = 0.0
     augment_test: bool = False
+    deg_noise: float = 0.0
+    deg_contrast: float = 0.0
+    deg_halo: float = 0.0
     recipe: str = "product"
     jpeg_quality: int = MATLAB_JPEG_QUALITY
     overwrite: bool = False
@@ -108,6 +111,11 @@ class DatasetConfig:
         if self.aug_noise < 0 or self.aug_gamma < 1 or not 0 <= self.aug_invert <= 1:
             raise DatasetError(f"aug_noise={self.aug_noise}, aug_gamma={self.aug_gamma}, aug_invert={self.aug_invert}: "
                                "need noise >= 0, gamma >= 1, 0 <= invert <= 1")
+        degradations = (self.deg_noise, self.deg_contrast, self.deg_halo)
+        if min(degradations) < 0 or sum(degradations) > 1:
+            raise DatasetError(f"deg_noise={self.deg_noise}, deg_contrast={self.deg_contrast}, "
+                               f"deg_halo={self.deg_halo}: "
+                               "need each >= 0 and a sum <= 1 (the rest of the images keep the blur)")
         if self.shard_size < 2 or self.min_contrast < 0:
             raise DatasetError(f"shard_size={self.shard_size}, min_contrast={self.min_contrast}: out of range")
 
@@ -181,7 +189,38 @@ def _simulate(gray: np.ndarray, kernel: int, cfg: DatasetConfig, augment: bool,
         sharp, blurred = (np.clip(np.rint(x + rng.normal(0, std, x.shape)), 0, 255).astype(np.uint8)
                           for x in (sharp, blurred))
         record["noise"] = round(std, 3)
+    if cfg.deg_noise or cfg.deg_contrast or cfg.deg_halo:
+        blurred = _degrade(sharp, blurred, cfg, rng, record)
     return sharp, blurred, record
+
+
+def _degrade(sharp: np.ndarray, blurred: np.ndarray, cfg: DatasetConfig, rng: np.random.Generator,
+             record: dict) -> np.ndarray:
+    """The worse member of the pair for one image: the blur, or (with the configured
+    probabilities) heavy sensor noise, a contrast collapse, or a glare halo over the sharp image —
+    the ways a visible or thermal source loses information at night."""
+    draw = rng.random()
+    img = sharp.astype(np.float32)
+    if draw < cfg.deg_noise:
+        std = float(rng.uniform(8.0, 25.0))
+        record["degraded"] = f"noise {std:.1f}"
+        out = img + rng.normal(0.0, std, img.shape)
+    elif draw < cfg.deg_noise + cfg.deg_contrast:
+        gain = float(rng.uniform(0.15, 0.4))
+        record["degraded"] = f"contrast x{gain:.2f}"
+        out = img.mean() * float(rng.uniform(0.3, 1.0)) + gain * (img - img.mean()) + rng.normal(0.0, 2.0, img.shape)
+    elif draw < cfg.deg_noise + cfg.deg_contrast + cfg.deg_halo:
+        height, width = img.shape
+        sigma = float(rng.uniform(0.3, 0.8)) * min(height, width)
+        centre_y, centre_x = rng.uniform(0, height), rng.uniform(0, width)
+        ys, xs = np.ogrid[:height, :width]
+        glow = np.exp(-((ys - centre_y) ** 2 + (xs - centre_x) ** 2) / (2.0 * sigma * sigma))
+        amplitude = float(rng.uniform(150.0, 300.0))
+        record["degraded"] = f"halo {amplitude:.0f}"
+        out = img + amplitude * glow
+    else:
+        return blurred
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _cut_blocks(sharp: np.ndarray, blurred: np.ndarray, quota: int, min_contrast: float,
@@ -494,6 +533,10 @@ def _parser() -> argparse.ArgumentParser:
         "aug_gamma": "train augmentation: gamma drawn log-uniformly from [1/G, G]; 1 = off",
         "aug_invert": "train augmentation: probability of contrast inversion (thermal polarity)",
         "augment_test": "apply the augmentations to the test split as well",
+        "deg_noise": "share of images whose worse member is the sharp image plus heavy noise (std 8-25), "
+                     "not the blur",
+        "deg_contrast": "share of images whose worse member is the sharp image with its contrast collapsed to 15-40 %%",
+        "deg_halo": "share of images whose worse member is the sharp image under a glare halo",
         "recipe": "product (default) or paper (create_training_dataset.m: kernels 15/11/13/15 train, "
                   "9/11/13/15 test by quarter, every grid block, JPEG samples; ignores --kernels/--min-contrast)",
         "jpeg_quality": "paper recipe: JPEG quality of the samples (MATLAB imwrite default: 75)",

@@ -9,7 +9,15 @@ One run fuses every pair of every dataset folder with each requested method, sco
   goal check (default vs seed and every classic baseline) and, with ``--reference-table``, a
   merged ranking that places this run's rows among the published rows;
 * ``plots/<dataset>_metrics.png``: a bar chart per metric;
-* ``grids/<dataset>_<pair>.png``: inputs, fused images and weight maps of the first pairs.
+* ``grids/<dataset>_<pair>.png``: inputs, fused images and weight maps of the first pairs;
+* with ``--sequence DIR``: the pairs of DIR in name order are fused as consecutive video frames
+  (the ``default`` row in stream mode, with temporally smoothed normalisation, and once more frame
+  by frame as ``default (per frame)``); the flicker table (mean absolute frame-to-frame change of
+  the fused luminance against the inputs', :func:`metrics.sequence_flicker`) goes into
+  ``results.md`` and a strip of consecutive frames into ``grids/sequence_<name>.png``.
+
+Every per-pair row also carries the thermal target retention (:func:`metrics.target_retention`),
+shown beside the 11 metrics and not part of the mean rank.
 
 Methods: ``default`` and ``seed`` (``FusionPipeline`` modes), ``mean``, ``max``, ``lp``, ``gff``
 (:mod:`ivif_ros.training.baselines`) and ``--external NAME=DIR`` folders of fused images
@@ -59,13 +67,13 @@ from ivif_ros.core.settings import parse_assignments
 from ivif_ros.data import find_pairs, list_images, natural_key, read_image
 from ivif_ros.training import report
 from ivif_ros.training.baselines import BASELINES
-from ivif_ros.training.metrics import METRIC_NAMES, compute_metrics
+from ivif_ros.training.metrics import METRIC_NAMES, UNRANKED_NAMES, compute_metrics, sequence_flicker, target_retention
 
 __all__ = ["PairJob", "EvalSettings", "evaluate_pair", "run", "main"]
 
 PIPELINE_MODES = ("default", "seed")
 KNOWN_METHODS = (*PIPELINE_MODES, *BASELINES)
-DEFAULT_METHODS = ("default", "seed", "mean", "max", "lp", "gff")
+DEFAULT_METHODS = ("default", "seed", "mean", "max", "lp", "gff", "liu2017", "hmsd_gf")
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,7 @@ def evaluate_pair(job: PairJob) -> PairOutcome:
         try:
             fused, weights, seconds = _fuse(method, source_ir, source_vis)
             scores = compute_metrics(source_ir, source_vis, fused)
+            scores["retention"] = target_retention(source_ir, fused)
         except Exception as error:  # noqa: BLE001 - one failing method must not end the run
             outcome.problems.append(f"{job.dataset}/{job.name} {label}: {type(error).__name__}: {error}")
             continue
@@ -222,6 +231,7 @@ def evaluate_pair(job: PairJob) -> PairOutcome:
             fused = _read(path, "vis")
             fused_h, fused_w = fused.shape[:2]
             scores = compute_metrics(_resize(infrared, fused_w, fused_h), _resize(visible, fused_w, fused_h), fused)
+            scores["retention"] = target_retention(_resize(infrared, fused_w, fused_h), fused)
         except ValueError as error:
             outcome.problems.append(f"{job.dataset}/{job.name} {name}: {error}")
             continue
@@ -254,7 +264,7 @@ def _external_for(dataset: str, folder: Path) -> Path:
 
 
 def _write_csv(rows: Sequence[dict[str, object]], path: Path) -> None:
-    columns = ["dataset", "pair", "method", *METRIC_NAMES, "seconds"]
+    columns = ["dataset", "pair", "method", *METRIC_NAMES, *UNRANKED_NAMES, "seconds"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -265,7 +275,7 @@ def _write_csv(rows: Sequence[dict[str, object]], path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute a parsed ``ivif-eval`` command line; returns the exit status."""
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m not in KNOWN_METHODS]
+    unknown = [m for m in (*methods, *args.sequence_methods.split(",")) if m.strip() and m.strip() not in KNOWN_METHODS]
     if unknown:
         print(f"ivif-eval: unknown method(s) {unknown}; known: {list(KNOWN_METHODS)}", file=sys.stderr)
         return 2
@@ -328,6 +338,11 @@ def run(args: argparse.Namespace) -> int:
     labels = [seed_label(args.seed_max_side) if m == "seed" else m for m in methods] + [n for n, _ in external]
     reference = report.parse_reference_tables(Path(args.reference_table).read_text()) if args.reference_table else {}
     section = _results_markdown(rows, datasets, labels, grids, out, reference, args)
+    if args.sequence:
+        section = section.rstrip("\n") + "\n\n" + sequence_section(
+            Path(args.sequence), [m.strip() for m in args.sequence_methods.split(",") if m.strip()],
+            args.sequence_limit, out, settings
+        )
     (out / "results.md").write_text(section)
     if args.benchmarks_md:
         path = Path(args.benchmarks_md)
@@ -380,6 +395,65 @@ def _execute(
                                         "died (out of memory? try fewer --workers or a smaller --seed-max-side)")
     progress.close()
     return rows, grids
+
+
+def sequence_section(
+    folder: Path, methods: Sequence[str], limit: int, out: Path, settings: EvalSettings, strip_frames: int = 8
+) -> str:
+    """Fuse the pairs of ``folder`` (name order) as one video with every method; Markdown flicker table.
+
+    ``default`` runs in stream mode (normalisation smoothed across frames) and once more frame by
+    frame (``default (per frame)``); baselines are stateless. Writes
+    ``out/grids/sequence_<folder name>.png``: infrared, visible, stream-mode default and per-frame
+    default rows over ``strip_frames`` consecutive frames.
+    """
+    from ivif_ros.backends.choice import create_pipeline
+
+    pairs, _problems = find_pairs(folder)
+    pairs = pairs[:limit]
+    if len(pairs) < 2:
+        return f"### Sequence {folder.name}\n\nFewer than two frames in {folder}; no flicker measured.\n"
+    frames = [(_read(ir_path, "ir"), _read(vis_path, "vis")) for _name, ir_path, vis_path in pairs]
+    outputs: dict[str, list[np.ndarray]] = {}
+    for method in methods:
+        if method == "seed":
+            continue
+        if method == "default":
+            for label, stream in (("default", True), ("default (per frame)", False)):
+                config = FusionConfig(**dict(settings.overrides), mode="default")
+                pipeline = create_pipeline(config, settings.detector, stream=stream)
+                outputs[label] = [pipeline(ir, vis).fused for ir, vis in frames]
+        else:
+            outputs[method] = [BASELINES[method](ir, vis).fused for ir, vis in frames]
+    infrared = [ir for ir, _vis in frames]
+    visible = [vis for _ir, vis in frames]
+    lines = [
+        f"### Sequence {folder.name} ({len(frames)} consecutive frames, {pairs[0][0]} … {pairs[-1][0]})",
+        "",
+        "Mean absolute frame-to-frame change of the luminance (grey levels); flicker = fused change ÷ the "
+        "larger input change (≤ 1: the fused stream is no busier than its busiest input).",
+        "",
+        "| method | fused change | infrared change | visible change | flicker |",
+        "|---|---|---|---|---|",
+    ]
+    for label, fused in outputs.items():
+        result = sequence_flicker(infrared, visible, fused)
+        lines.append(f"| {label} | {result['fused_change']:.2f} | {result['infrared_change']:.2f} | "
+                     f"{result['visible_change']:.2f} | {result['flicker']:.2f} |")
+    shown = [label for label in ("default", "default (per frame)") if label in outputs]
+    rows = [("infrared", infrared), ("visible", visible), *((label, outputs[label]) for label in shown)]
+    count = min(strip_frames, len(frames))
+    height, width = visible[0].shape[:2]
+    size = (max(1, round(width * 200 / max(height, width))), max(1, round(height * 200 / max(height, width))))
+    strip = np.vstack([
+        np.hstack([report._tile(images[i], size, f"{label} {pairs[i][0]}") for i in range(count)])
+        for label, images in rows
+    ])
+    path = out / "grids" / f"sequence_{folder.name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), strip)
+    lines += ["", f"Strip of {count} consecutive frames: `{path}` (not committed: dataset licence).", ""]
+    return "\n".join(lines)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -472,6 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="peer-reference.md-style Markdown: add a merged mean-rank table per dataset")
     parser.add_argument("--benchmarks-md", default=None,
                         help="also replace the '## Fusion quality' section of this Markdown file")
+    parser.add_argument("--sequence", default=None, metavar="DIR",
+                        help="dataset folder whose pairs (name order) are consecutive video frames: "
+                        "flicker table + strip")
+    parser.add_argument("--sequence-limit", type=int, default=30, help="first N frames of --sequence")
+    parser.add_argument("--sequence-methods", default="default,mean,max,lp",
+                        help="methods fused over --sequence (default also frame by frame; seed is never run there)")
     add_detector_arguments(parser, "detector weights for the default mode (default: shipped)")
     parser.add_argument("--seed-model", default=None, help="detector weights for the seed mode (default: shipped)")
     add_set_argument(parser)

@@ -20,7 +20,8 @@ evaluation run in Octave; every one of its 12 rows is matched to better than 0.0
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -45,6 +46,10 @@ __all__ = [
     "average_gradient",
     "viff",
     "compute_metrics",
+    "UNRANKED_NAMES",
+    "target_retention",
+    "frame_change",
+    "sequence_flicker",
 ]
 
 #: Octave/MATLAB ``rgb2gray`` weights for R, G, B.
@@ -499,3 +504,82 @@ def compute_metrics(
     gray_a, gray_b, gray_f = (to_gray_u8(x) for x in (infrared, visible, fused))
     _check_same_shape(gray_a, gray_b, gray_f)
     return {name: METRICS[name](gray_a, gray_b, gray_f) for name in selected}
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the 11 ranked metrics: thermal target retention (per pair) and flicker (per sequence)
+# ---------------------------------------------------------------------------------------------
+#: Extra per-pair columns reported beside the 11 metrics but not part of the mean rank.
+UNRANKED_NAMES: tuple[str, ...] = ("retention",)
+
+#: Radius (px) of the disc that grows the hot region into its surrounding ring.
+RETENTION_RING_RADIUS = 15
+
+
+def target_retention(infrared: np.ndarray, fused: np.ndarray, ring_radius: int = RETENTION_RING_RADIUS) -> float:
+    """How much of the thermal targets' contrast to their surroundings the fused image keeps.
+
+    Hot region R: thermal pixels above ``max(98th percentile, mean + 2.5·σ)``; ring: R dilated by
+    a disc of radius ``ring_radius`` px, minus R. Retention = (mean_F(R) − mean_F(ring)) /
+    (mean_T(R) − mean_T(ring)), both on the 0..255 grayscale (colour fused → luminance). 1 = the
+    targets stand out as much as in the thermal image, 0 = faded into their surroundings, < 0 =
+    inverted. Higher is better.
+
+    Returns:
+        the ratio, or NaN when the thermal image has no hot region with a ring darker than it
+        (e.g. a constant image).
+    """
+    thermal = _as_float(infrared)
+    fused_gray = _as_float(fused)
+    _check_same_shape(thermal, fused_gray)
+    threshold = max(float(np.percentile(thermal, 98.0)), float(thermal.mean() + 2.5 * thermal.std()))
+    region = thermal > threshold
+    if not region.any():
+        return math.nan
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_radius + 1, 2 * ring_radius + 1))
+    ring = cv2.dilate(region.astype(np.uint8), disc).astype(bool) & ~region
+    if not ring.any():
+        return math.nan
+    thermal_contrast = thermal[region].mean() - thermal[ring].mean()
+    if thermal_contrast <= 1e-9:
+        return math.nan
+    return float((fused_gray[region].mean() - fused_gray[ring].mean()) / thermal_contrast)
+
+
+def frame_change(previous: np.ndarray, current: np.ndarray) -> float:
+    """Mean absolute difference of the 0..255 luminance of two consecutive frames (grey levels)."""
+    first, second = _as_float(previous), _as_float(current)
+    _check_same_shape(first, second)
+    return float(np.abs(second - first).mean())
+
+
+def sequence_flicker(
+    infrared_frames: Sequence[np.ndarray], visible_frames: Sequence[np.ndarray], fused_frames: Sequence[np.ndarray]
+) -> dict[str, float]:
+    """Temporal stability of a fused stream against its input streams.
+
+    Each value is the mean over consecutive frame pairs of :func:`frame_change`:
+    ``fused_change``, ``infrared_change``, ``visible_change``; ``flicker`` = fused_change ÷ the
+    larger input change (≤ 1: the fused stream changes no more than its busiest input).
+
+    Raises:
+        ValueError: fewer than two frames, or streams of different lengths.
+    """
+    count = len(fused_frames)
+    if count < 2 or len(infrared_frames) != count or len(visible_frames) != count:
+        raise ValueError(
+            f"need >= 2 frames in three equally long streams, got {len(infrared_frames)}, "
+            f"{len(visible_frames)}, {count}"
+        )
+
+    def mean_change(frames: Sequence[np.ndarray]) -> float:
+        return float(np.mean([frame_change(frames[i - 1], frames[i]) for i in range(1, count)]))
+
+    changes = {
+        "fused_change": mean_change(fused_frames),
+        "infrared_change": mean_change(infrared_frames),
+        "visible_change": mean_change(visible_frames),
+    }
+    largest_input = max(changes["infrared_change"], changes["visible_change"])
+    changes["flicker"] = changes["fused_change"] / largest_input if largest_input > 0 else math.nan
+    return changes

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from scipy.stats import rankdata
 
-from ivif_ros.training.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from ivif_ros.training.metrics import HIGHER_IS_BETTER, METRIC_NAMES, UNRANKED_NAMES
 
 __all__ = [
     "mean_table",
@@ -34,7 +34,7 @@ __all__ = [
 
 
 def mean_table(rows: Iterable[Mapping[str, object]], methods: Sequence[str]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
-    """Mean of every metric (NaN ignored) and of ``seconds`` per method, and the pair counts.
+    """Mean of every metric and unranked column (NaN ignored) and of ``seconds`` per method, and the pair counts.
 
     Returns:
         (``{method: {metric or "seconds": mean}}``, ``{method: number of pairs}``), methods in the
@@ -50,7 +50,7 @@ def mean_table(rows: Iterable[Mapping[str, object]], methods: Sequence[str]) -> 
         if not method_rows:
             continue
         means[method] = {}
-        for key in (*METRIC_NAMES, "seconds"):
+        for key in (*METRIC_NAMES, *UNRANKED_NAMES, "seconds"):
             values = np.array([float(row.get(key, math.nan)) for row in method_rows], dtype=np.float64)
             finite = values[np.isfinite(values)]
             means[method][key] = float(finite.mean()) if finite.size else math.nan
@@ -93,7 +93,8 @@ def markdown_table(
     show_seconds: bool = True,
     mark: Iterable[str] = (),
 ) -> str:
-    """A Markdown table: one row per method, the 11 metrics, mean rank (and pairs, s/pair).
+    """A Markdown table: one row per method, the 11 metrics, mean rank (and unranked columns such as
+    target retention when any row has them, pairs, s/pair).
 
     Args:
         means: ``{method: {metric: value}}``; ``seconds`` is shown when present and wanted.
@@ -106,7 +107,8 @@ def markdown_table(
     methods = sorted(means, key=lambda name: ranks[name]) if sort_by_rank else list(means)
     bold = set(mark)
     with_seconds = show_seconds and any(math.isfinite(means[m].get("seconds", math.nan)) for m in methods)
-    header = ["method", *(_metric_header(metric) for metric in METRIC_NAMES), "mean rank"]
+    unranked = [name for name in UNRANKED_NAMES if any(math.isfinite(means[m].get(name, math.nan)) for m in methods)]
+    header = ["method", *(_metric_header(metric) for metric in METRIC_NAMES), "mean rank", *unranked]
     if counts is not None:
         header.append("pairs")
     if with_seconds:
@@ -115,6 +117,8 @@ def markdown_table(
     for method in methods:
         name = f"**{method}**" if method in bold else method
         cells = [name, *(format_value(means[method][metric]) for metric in METRIC_NAMES), f"{ranks[method]:.2f}"]
+        extras = [means[method].get(extra, math.nan) for extra in unranked]
+        cells += [f"{value:.2f}" if math.isfinite(value) else "–" for value in extras]
         if counts is not None:
             cells.append(str(counts.get(method, "")))
         if with_seconds:

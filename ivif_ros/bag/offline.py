@@ -171,7 +171,7 @@ def _create_pipeline(options: FuseOptions) -> Any:
     from ivif_ros.models.registry import ModelError
 
     try:
-        return create_pipeline(FusionConfig(mode=options.mode), options.detector)
+        return create_pipeline(FusionConfig(mode=options.mode), options.detector, stream=True)
     except (ModelError, BackendError, ValueError) as exc:
         raise BagError(f"cannot create the fusion pipeline: {exc}") from exc
 

@@ -405,6 +405,7 @@ def bench_command(
     data: Sequence[str] | None = None,
     out: str | None = None,
     overrides: Sequence[str] = (),
+    compare: Sequence[Sequence[str]] = (),
     use_torch: bool = False,
     skip_pipeline: bool = False,
     skip_detector: bool = False,
@@ -424,6 +425,8 @@ def bench_command(
         data: optional (ir, vis) files/folders of real pairs, resized to each size.
         out: folder for ``bench.json`` and ``bench.md``.
         overrides: ``FIELD=VALUE`` FusionConfig overrides (e.g. ``detector_scale=0.25``).
+        compare: ``[LABEL, FIELD=VALUE, ...]`` lists: extra full-pipeline rows with these settings
+            on top of ``overrides`` (e.g. the previous default), measured in the same run.
         use_torch: run the default mode with the torch primitives also on the CPU (on CUDA they are used anyway).
         skip_pipeline: only time the detectors.
         skip_detector: only time the pipeline.
@@ -453,6 +456,11 @@ def bench_command(
         config_overrides = parse_assignments(FusionConfig, overrides)
         config = FusionConfig(**config_overrides)
         config.validate()
+        configs = [("", config)]
+        for label, *assignments in compare:
+            extra = FusionConfig(**{**config_overrides, **parse_assignments(FusionConfig, assignments)})
+            extra.validate()
+            configs.append((f" [{label}]", extra))
         if runs < 1 or warmup < 0:
             raise ValueError("--runs must be >= 1 and --warmup >= 0")
         batches = [int(b) for b in batches]
@@ -492,10 +500,11 @@ def bench_command(
         pairs = _load_pairs(size, data, 8)
         for text, choice in zip(variant_texts, choices, strict=True):
             torch.set_num_threads(base_threads)  # a torch:threads=N variant must not leak into the next
-            for batch in ([] if skip_pipeline else batches):
-                row: dict[str, Any] = {"size": label, "variant": text, "batch": batch}
+            runs_of_rows = [(batch, suffix, cfg) for batch in batches for suffix, cfg in configs]
+            for batch, suffix, row_config in [] if skip_pipeline else runs_of_rows:
+                row: dict[str, Any] = {"size": label, "variant": text + suffix, "batch": batch}
                 try:
-                    pipeline = _make_pipeline(dataclasses.replace(config), choice, use_torch)
+                    pipeline = _make_pipeline(dataclasses.replace(row_config), choice, use_torch)
                     row["describe"] = {k: str(v) for k, v in pipeline.describe().items()}
                     _reset_cuda_peak(device)
                     row["load_before"] = list(os.getloadavg())
@@ -550,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", nargs=2, metavar=("IR", "VIS"), default=None, help="real pairs (files or folders)")
     parser.add_argument("--out", default=None, help="folder for bench.json and bench.md")
     add_set_argument(parser)
+    parser.add_argument("--compare", action="append", nargs="+", default=[], metavar="LABEL KEY=VALUE",
+                        help="extra pipeline rows: a label and FusionConfig settings, e.g. --compare previous "
+                        "fusion_scheme=two_scale detector_mix=0.5 (repeatable)")
     parser.add_argument("--torch-ops", action="store_true",
                         help="run the fusion stages with the torch primitives also on the CPU")
     parser.add_argument("--detector-only", action="store_true", help="time the detectors only")
@@ -578,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data=args.data,
             out=args.out,
             overrides=args.overrides,
+            compare=args.compare,
             use_torch=args.torch_ops,
             skip_pipeline=args.detector_only,
             skip_detector=args.pipeline_only,

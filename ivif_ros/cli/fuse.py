@@ -77,6 +77,7 @@ def fuse_command(
     quiet: bool = False,
     batch: int = 1,
     overwrite: bool = False,
+    sequence: bool = False,
 ) -> int:
     """Fuse every pair found under ``ir``/``vis`` into ``out``/fused and ``out``/weights.
 
@@ -88,6 +89,8 @@ def fuse_command(
         detector: detector backend, device and weights (``auto``, shipped weights when None).
         batch: consecutive pairs of one size fused per call (``FusionPipeline.fuse_batch``).
         overwrite: replace existing output files (else they are refused before anything runs).
+        sequence: the pairs, in name order, are consecutive frames of one stream; the pipeline
+            smooths its normalisation over them (stream mode; batches then run frame by frame).
 
     Returns:
         0 when every pair was fused, 1 on any failure (listed on stderr), 2 when ``out`` overlaps
@@ -117,7 +120,7 @@ def fuse_command(
         print(f"ivif-fuse: {problem}", file=sys.stderr)
         return 2
     try:
-        pipeline = create_pipeline(config, detector, uint8_weights=True)  # only weights_u8 is written
+        pipeline = create_pipeline(config, detector, uint8_weights=True, stream=sequence)  # only weights_u8 is written
     except Exception as error:  # model/backend errors carry their own message
         print(f"ivif-fuse: cannot set up the pipeline: {error}", file=sys.stderr)
         return 1
@@ -181,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_arguments(parser, "detector weights of the mode (.safetensors); default: the shipped model")
     add_set_argument(parser)
     parser.add_argument("--batch", type=int, default=1, help="pairs of one size fused per call (offline batched path)")
+    parser.add_argument("--sequence", action="store_true",
+                        help="the pairs (in name order) are frames of one video: smooth the normalisation over time")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return parser
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ivif-fuse: {error}", file=sys.stderr)
         return 2
     return fuse_command(args.ir, args.vis, args.out, config, detector, args.ir_pattern, args.vis_pattern, args.quiet,
-                        args.batch, args.overwrite)
+                        args.batch, args.overwrite, args.sequence)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from .settings import check_fields, runtime_fields, setting
 
-__all__ = ["FusionConfig", "RUNTIME_FIELDS", "MODES", "MIN_SIDE"]
+__all__ = ["FusionConfig", "RUNTIME_FIELDS", "MODES", "FUSION_SCHEMES", "MIN_SIDE"]
 
 MODES = ("default", "seed")
+FUSION_SCHEMES = ("pyramid", "two_scale")
 MIN_SIDE = 8
 
 
@@ -55,13 +56,32 @@ class FusionConfig:
     base_complement: float = setting(0.3, "share of the darker source's zero-mean base added to the fused base",
                                      low=0.0, high=1.0, runtime=True)
     detector_mix: float = setting(
-        0.5, "share of the blur detector in the detail weights (rest: local detail energy); 1 = detector only",
+        1.0, "share of the blur detector in the detail weights (rest: local detail energy); 1 = detector only",
         low=0.0, high=1.0, runtime=True)
     detail_sigma: float = setting(2.0, "Gaussian sigma of the local detail energy, px", low=0.3, high=32.0, runtime=True)
     detail_gain: float = setting(1.0, "multiplier of the fused detail layer", low=0.0, high=10.0, runtime=True)
     output_stretch: float = setting(
         0.5, "percent of darkest/brightest fused pixels saturated by the final linear stretch; 0 = off",
         low=0.0, high=50.0, high_open=True, runtime=True)
+    fusion_scheme: str = setting(
+        "pyramid", "default mode's fusion: pyramid = Laplacian pyramid, per-band match/salience rule under the "
+        "detector's weights, bright base; two_scale = one base/detail split at base_radius (the earlier default)",
+        choices=FUSION_SCHEMES, runtime=True)
+    pyramid_levels: int = setting(4, "band-pass levels of the pyramid scheme", low=1, high=8, runtime=True)
+    match_threshold: float = setting(
+        0.6, "per-band local match above which bands are averaged with the detector's weights (else the band of "
+        "larger local energy is taken); Liu et al.: 0.6", low=-1.0, high=1.0, runtime=True)
+    match_radius: int = setting(2, "radius of the window of the band energies and the match, px",
+                                low=1, high=8, runtime=True)
+    selection_sharpness: float = setting(
+        0.0, "0 = hard selection where the bands disagree, else the sharpness s of sigmoid(s*log(E_vis/E_ir))",
+        low=0.0, high=100.0, runtime=True)
+    temporal_smoothing: float = setting(
+        0.8, "stream mode: weight of the history in the moving average of the thermal and output stretch bounds; "
+        "0 = per frame", low=0.0, high=1.0, high_open=True, runtime=True)
+    scene_cut: float = setting(
+        30.0, "stream mode: mean absolute change (grey levels) of the visible thumbnail that starts a new scene",
+        low=0.0, low_open=True, high=255.0, runtime=True)
     seed_stride: int = setting(0, "seed mode window stride, px; 0 = the paper's rule (8, or 4 from 500 px)",
                                choices=(0, 1, 2, 4, 8, 16, 32))
     seed_blend_radius: float = setting(16.0, "seed mode distance-transform blending half-width, px",

@@ -1,26 +1,44 @@
 """The product's default fusion mode, written once over the primitives (numpy/OpenCV or torch).
 
 thermal stretch → optional §3 enhancement of either source → detector on the pair at
-``detector_scale`` → soft window weights, upsampled and refined edge-aware by a guided filter,
-mixed (``detector_mix``) with local detail-energy weights → base layers by soft brightness
-selection (+ ``base_complement`` of the darker base), detail layers by the weight map →
-percentile output stretch. The caller (``FusionPipeline``) converts colour and moves frames.
+``detector_scale`` → soft window weights (visible share), upsampled → then, by ``fusion_scheme``:
+
+* ``pyramid`` (the default, ``core.multiscale``): Laplacian pyramids of both luminances, a
+  Gaussian pyramid of the weights (mixed with local detail energy when ``detector_mix`` < 1), per
+  band Burt's match/salience rule with the detector's weights where the bands match, the residual
+  by soft brightness selection;
+* ``two_scale`` (the earlier default): weights refined edge-aware by a guided filter and mixed
+  (``detector_mix``) with local detail-energy weights; base layers by soft brightness selection
+  (+ ``base_complement`` of the darker base), detail layers by the weight map;
+
+→ percentile output stretch. The thermal stretch and output stretch bounds pass through
+``normalise`` (the stream mode's temporal smoothing). The caller (``FusionPipeline``) converts
+colour and moves frames.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from . import enhance, fusion, weight_map
+from . import enhance, fusion, multiscale, weight_map
 from .config import FusionConfig
 
 __all__ = ["fuse_default"]
 
 #: ``detect(visible_lum, thermal_lum, scale) -> (scores, detector input (h, w), window, stride)``.
 Detect = Callable[[Any, Any, float], tuple[Any, tuple[int, int], int, int]]
+#: ``normalise(name, bounds) -> bounds``: the bounds a frame's stretch ``name`` uses (identity for stills).
+Normalise = Callable[[str, Any], Any]
 
 
-def fuse_default(ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig, detect: Detect, clock: Any) -> tuple[Any, Any]:
+def _unchanged(name: str, bounds: Any) -> Any:
+    return bounds
+
+
+def fuse_default(
+    ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig, detect: Detect, clock: Any,
+    normalise: Normalise = _unchanged,
+) -> tuple[Any, Any]:
     """Fused luminance (float32 0..255) and weight map (visible share 0..1) of one frame.
 
     Args:
@@ -30,8 +48,11 @@ def fuse_default(ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig,
         config: the settings.
         detect: runs the detector (see ``Detect``).
         clock: stage clock of ``ops`` (laps ``enhance``, ``detect``, ``weights``, ``fuse``).
+        normalise: maps this frame's ``"thermal"`` and ``"output"`` stretch bounds to the ones used.
     """
-    thermal_lum = enhance.stretch_thermal(thermal, config.thermal_stretch, config.thermal_percentiles, ops=ops)
+    bounds = enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles, ops)
+    bounds = normalise("thermal", bounds)
+    thermal_lum = enhance.apply_bounds(thermal, *bounds, ops=ops)
     if config.thermal_enhance > 0:
         thermal_lum = _partly_enhanced(ops, thermal_lum, config.thermal_enhance, config)
     if config.visible_enhance > 0:
@@ -41,6 +62,29 @@ def fuse_default(ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig,
     clock.lap("detect")
     weights = weight_map.soft_weight_map(scores, window, stride, det_shape, config.weight_temperature, ops=ops)
     weights = ops.resize(weights, tuple(visible_lum.shape[-2:]), "linear")
+    if config.fusion_scheme == "pyramid":  # weights out: the effective visible share over the levels
+        if config.detector_mix < 1.0:
+            details = [fusion.split_base_detail(lum, config.base_radius, ops=ops)[1]
+                       for lum in (visible_lum, thermal_lum)]
+            energy = fusion.detail_energy_weights(*details, config.detail_sigma, ops=ops)
+            weights = fusion.blend(weights, energy, ops.scalar(config.detector_mix))
+        clock.lap("weights")
+        fused, weights = multiscale.pyramid_fuse(
+            visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
+            config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain, ops=ops,
+        )
+    else:
+        weights, fused = _two_scale(ops, visible_lum, thermal_lum, weights, config, clock)
+    output_bounds = normalise("output", fusion.stretch_bounds(fused, config.output_stretch, ops))
+    fused = fusion.apply_stretch(fused, output_bounds, ops)
+    clock.lap("fuse")
+    return fused, weights
+
+
+def _two_scale(
+    ops: Any, visible_lum: Any, thermal_lum: Any, weights: Any, config: FusionConfig, clock: Any
+) -> tuple[Any, Any]:
+    """The earlier default's weights and fused (unstretched) luminance."""
     guide = ops.maximum(visible_lum, thermal_lum)
     weights = weight_map.refine_weights(weights, guide, config.smoothing_radius, config.smoothing_eps, ops=ops)
     visible_layers = fusion.split_base_detail(visible_lum, config.base_radius, ops=ops)
@@ -53,9 +97,7 @@ def fuse_default(ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig,
         visible_layers, thermal_layers, weights, config.base_temperature, config.base_complement, config.detail_gain,
         ops=ops,
     )
-    fused = fusion.percentile_stretch(fused, config.output_stretch, ops=ops)
-    clock.lap("fuse")
-    return fused, weights
+    return weights, fused
 
 
 def _partly_enhanced(ops: Any, luminance: Any, share: float, config: FusionConfig) -> Any:

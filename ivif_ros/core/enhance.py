@@ -16,7 +16,7 @@ from .errors import FusionInputError
 from .guided_filter import fast_guided_filter
 from .primitives import NUMPY_OPS
 
-__all__ = ["enhance_luminance", "stretch_thermal", "minmax_to_255"]
+__all__ = ["enhance_luminance", "stretch_thermal", "thermal_bounds", "apply_bounds", "minmax_to_255"]
 
 
 def minmax_to_255(image: Any, ops: Any = NUMPY_OPS) -> Any:
@@ -28,6 +28,48 @@ def minmax_to_255(image: Any, ops: Any = NUMPY_OPS) -> Any:
         lambda: ops.zeros_like(image),
         lambda: (image - ops.scalar(low)) * ops.scalar(255.0 / (high - low)),
     )
+
+
+def thermal_bounds(
+    image: Any, method: str = "auto", percentiles: tuple[float, float] = (0.5, 99.5), ops: Any = NUMPY_OPS
+) -> tuple[Any, Any]:
+    """The (low, high) input values that ``stretch_thermal`` maps to 0 and 255 (per-image scalars).
+
+    Min–max for ``minmax``; for ``percentile`` the percentiles (from the histogram of integer data,
+    by linear interpolation for float data), falling back to min–max when they coincide.
+
+    Raises:
+        FusionInputError: unknown method or invalid percentiles.
+    """
+    if method not in ("auto", "minmax", "percentile"):
+        raise FusionInputError(f"thermal stretch must be auto, minmax or percentile, got {method!r}")
+    low_pct, high_pct = percentiles
+    if not 0.0 <= low_pct < high_pct <= 100.0:
+        raise FusionInputError(f"thermal percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
+    if method == "auto":
+        method = "minmax" if ops.is_8bit(image) else "percentile"
+    minmax = ops.minmax(ops.to_float(image))
+    if method == "minmax":
+        return minmax
+    if ops.integer_levels(image) is not None:
+        low, high = ops.histogram_percentiles(image, (low_pct, high_pct))
+    else:
+        low, high = ops.percentiles(image, (low_pct, high_pct))
+    degenerate = high - low < 1e-12
+    low = ops.choose(degenerate, lambda: minmax[0], lambda: low)
+    high = ops.choose(degenerate, lambda: minmax[1], lambda: high)
+    return low, high
+
+
+def apply_bounds(image: Any, low: Any, high: Any, ops: Any = NUMPY_OPS) -> Any:
+    """Linear map of ``low``..``high`` to 0..255, clipped (float32; all 0 when high - low < 1e-12)."""
+    image = ops.to_float(image)
+
+    def stretched() -> Any:
+        scaled = (image - ops.scalar(low)) * ops.scalar(255.0 / (high - low))
+        return ops.clip(scaled, 0.0, 255.0, inplace=True)
+
+    return ops.choose(high - low < 1e-12, lambda: ops.zeros_like(image), stretched)
 
 
 def stretch_thermal(
@@ -49,25 +91,7 @@ def stretch_thermal(
     Raises:
         FusionInputError: unknown method or invalid percentiles.
     """
-    if method not in ("auto", "minmax", "percentile"):
-        raise FusionInputError(f"thermal stretch must be auto, minmax or percentile, got {method!r}")
-    low_pct, high_pct = percentiles
-    if not 0.0 <= low_pct < high_pct <= 100.0:
-        raise FusionInputError(f"thermal percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
-    if method == "auto":
-        method = "minmax" if ops.is_8bit(image) else "percentile"
-    if method == "minmax":
-        return minmax_to_255(image, ops)
-    if ops.integer_levels(image) is not None:
-        low, high = ops.histogram_percentiles(image, (low_pct, high_pct))
-    else:
-        low, high = ops.percentiles(image, (low_pct, high_pct))
-
-    def stretched() -> Any:
-        scaled = (ops.to_float(image) - ops.scalar(low)) * ops.scalar(255.0 / (high - low))
-        return ops.clip(scaled, 0.0, 255.0, inplace=True)
-
-    return ops.choose(high - low < 1e-12, lambda: minmax_to_255(image, ops), stretched)
+    return apply_bounds(image, *thermal_bounds(image, method, percentiles, ops), ops=ops)
 
 
 def enhance_luminance(

@@ -19,6 +19,7 @@ from .primitives import NUMPY_OPS
 
 __all__ = [
     "blend", "split_base_detail", "detail_energy_weights", "saliency_detail_fuse", "percentile_stretch",
+    "stretch_bounds", "apply_stretch",
     "single_scale_retinex", "to_ycrcb", "merge_luminance",
 ]
 
@@ -83,21 +84,34 @@ def saliency_detail_fuse(
     return fused
 
 
-def percentile_stretch(image: Any, clip_percent: float, ops: Any = NUMPY_OPS) -> Any:
-    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32.
-
-    The bounds come from the ``[::2, ::2]`` subsample; a near-constant image (bounds closer than
-    1e-3) is only clipped.
-    """
+def stretch_bounds(image: Any, clip_percent: float, ops: Any = NUMPY_OPS) -> tuple[Any, Any] | None:
+    """The (low, high) of ``percentile_stretch`` from the ``[::2, ::2]`` subsample; None = no stretch."""
     if clip_percent <= 0:
-        return ops.clip(image, 0.0, 255.0)
+        return None
     low, high = ops.percentiles(image, (clip_percent, 100.0 - clip_percent), step=2)
+    return low, high
+
+
+def apply_stretch(image: Any, bounds: tuple[Any, Any] | None, ops: Any = NUMPY_OPS) -> Any:
+    """Linear map of ``bounds`` to 0..255, clipped; None or bounds closer than 1e-3 only clip."""
+    if bounds is None:
+        return ops.clip(image, 0.0, 255.0)
+    low, high = bounds
 
     def stretched() -> Any:
         scaled = (image - ops.scalar(low)) * ops.scalar(255.0 / (high - low))
         return ops.clip(scaled, 0.0, 255.0, inplace=True)
 
     return ops.choose(high - low < 1e-3, lambda: ops.clip(image, 0.0, 255.0), stretched)
+
+
+def percentile_stretch(image: Any, clip_percent: float, ops: Any = NUMPY_OPS) -> Any:
+    """Linear stretch so the ``clip_percent`` darkest/brightest % saturate; 0..255 float32.
+
+    The bounds come from the ``[::2, ::2]`` subsample; a near-constant image (bounds closer than
+    1e-3) is only clipped.
+    """
+    return apply_stretch(image, stretch_bounds(image, clip_percent, ops), ops)
 
 
 def single_scale_retinex(image: np.ndarray, sigma: float = 300.0, clip_fraction: float = 0.1) -> np.ndarray:

@@ -30,6 +30,7 @@ from .errors import FusionInputError
 from .primitives import NUMPY_OPS, ops_for
 from .registration import match_thermal_size
 from .settings import coerce, settings_of
+from .temporal import THUMBNAIL_SIZE, StreamNormaliser
 
 __all__ = [
     "FusionConfig", "FusionResult", "FusionPipeline", "RUNTIME_FIELDS", "prepare_pair", "detector_input_size",
@@ -162,6 +163,10 @@ class FusionPipeline:
             None = when the detector runs on CUDA, True = always (also on CPU), False = never.
         uint8_weights: return the weight map as uint8 0..255 (as ``FusionResult.weights_u8``) for
             callers that need no more: a quarter of the download and host copy.
+        stream: the pairs are consecutive frames of one stream: the default mode's normalisation
+            bounds (thermal stretch, output stretch) are smoothed over frames (``temporal_smoothing``)
+            and restart on a scene cut or size change (``core.temporal``); batches are then fused
+            frame by frame, in order. False: every pair on its own (stills).
 
     Raises:
         FusionInputError: invalid config or no detector for the configured mode; errors of a
@@ -176,6 +181,7 @@ class FusionPipeline:
         *,
         use_torch: bool | None = None,
         uint8_weights: bool = False,
+        stream: bool = False,
     ) -> None:
         self.config = config or FusionConfig()
         self.config.validate()
@@ -188,6 +194,8 @@ class FusionPipeline:
         self._detector(self.config.mode)
         self._use_torch = use_torch
         self._uint8_weights = bool(uint8_weights)
+        self.stream = stream
+        self._normaliser = StreamNormaliser(self.config.temporal_smoothing, self.config.scene_cut)
 
     # ---- configuration -------------------------------------------------------------------
     def check_update(self, **changes: Any) -> FusionConfig:
@@ -218,6 +226,10 @@ class FusionPipeline:
             FusionInputError: unknown/non-runtime field or invalid value; the config is left unchanged.
         """
         self.config = self.check_update(**changes)
+
+    def reset_stream(self) -> None:
+        """Forget the stream's smoothed normalisation (e.g. after a seek or a camera restart)."""
+        self._normaliser.reset()
 
     def describe(self) -> dict[str, Any]:
         """Backend, device and model facts of the active mode (for logs and diagnostics)."""
@@ -267,12 +279,29 @@ class FusionPipeline:
             if config.mode == "seed":
                 fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
             else:
-                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock)
+                normalise = self._normalise_for(ops, visible_lum)
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, normalise)
             fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
             weights = ops.download(self._weights_out(ops, weights), "weights")
             clock.lap("fuse")
             ops.synchronize()
             return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
+
+    def _normalise_for(self, ops: Any, visible_lum: Any) -> Any:
+        """Stills: bounds unchanged. Stream: registers the frame (scene cut, size) and smooths bounds."""
+        if not self.stream:
+            return lambda name, bounds: bounds
+        normaliser = self._normaliser
+        normaliser.smoothing, normaliser.scene_cut = self.config.temporal_smoothing, self.config.scene_cut
+        thumbnail = ops.resize(visible_lum, THUMBNAIL_SIZE, "area")
+        if not isinstance(thumbnail, np.ndarray):  # a device tensor: one 32×24 copy to the host per frame
+            thumbnail = thumbnail.detach().float().cpu().numpy().reshape(THUMBNAIL_SIZE)
+        normaliser.begin_frame(thumbnail, tuple(visible_lum.shape[-2:]))
+
+        def normalise(name: str, bounds: Any) -> Any:
+            return None if bounds is None else normaliser.smooth(name, *bounds)
+
+        return normalise
 
     def _weights_out(self, ops: Any, weights: Any) -> Any:
         return ops.to_uint8(weights * 255.0) if self._uint8_weights else weights
@@ -301,7 +330,7 @@ class FusionPipeline:
         """
         config = self.config
         ops = self._ops(config.mode)
-        if ops is NUMPY_OPS or config.mode != "default":
+        if ops is NUMPY_OPS or config.mode != "default" or self.stream:
             for pairs in batches:
                 yield [self(ir, vis) for ir, vis in pairs]
             return

@@ -102,7 +102,7 @@ class FusionNode(Node):
         choice, node_settings, config = read_settings({name: self._param(name) for name in parameter_table()})
         self._homography = parse_homography(list(node_settings.homography))
         self._calibration_file = self._load_calibration_file()
-        self._pipeline = FusionPipeline(config, DetectorLoader(choice))
+        self._pipeline = FusionPipeline(config, DetectorLoader(choice), stream=True)
         self._pipeline_info = self._pipeline.describe()
         self._max_pixels = config.max_pixels
         self._warm_sizes: set[tuple[int, int]] = set()

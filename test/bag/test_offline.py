@@ -98,7 +98,10 @@ def test_fuse_in_batches_writes_what_single_calls_write(small_bag: Path, tmp_pat
     actual = list(read_images(tmp_path / "batched", topics))
     assert [(o.topic, o.stamp_ns) for o in actual] == [(o.topic, o.stamp_ns) for o in expected]
     for want, got in zip(expected, actual, strict=True):
-        np.testing.assert_array_equal(got.array, want.array)
+        if got.array.dtype == np.uint8:
+            np.testing.assert_array_equal(got.array, want.array)
+        else:  # float weight maps: torch's vectorised sigmoid may differ by 1 ulp with the batch layout
+            np.testing.assert_allclose(got.array, want.array, rtol=0, atol=1e-6)
     with batched.csv_path.open() as handle:
         assert [int(r["pair"]) for r in csv.DictReader(handle)] == list(range(8))
     with pytest.raises(BagError, match="--batch"):

@@ -80,6 +80,17 @@ def test_markdown_report(report_dir):
     assert "AMD" in text or "CPU:" in text
 
 
+def test_compare_rows_use_their_settings(tmp_path):
+    code = main(["--sizes", "96x64", "--backends", "torch", "--runs", "2", "--warmup", "1", "--pipeline-only",
+                 "--compare", "previous", "fusion_scheme=two_scale", "detector_mix=0.5",
+                 "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["pipeline"]
+    assert [row["variant"] for row in rows] == ["torch", "torch [previous]"]
+    assert all(row["pairs_per_s"] > 0 for row in rows)
+    assert main(["--compare", "bad", "fusion_scheme=wavelet", "--quiet"]) == 2
+
+
 def test_usage_errors(capsys):
     assert main(["--sizes", "big", "--quiet"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err

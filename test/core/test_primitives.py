@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from ivif_ros.backends.choice import DetectorChoice, create_pipeline
-from ivif_ros.core import enhance, fusion, guided_filter, weight_map
-from ivif_ros.core.pipeline import FusionConfig
+from ivif_ros.core import enhance, fusion, guided_filter, multiscale, weight_map
+from ivif_ros.core.pipeline import FusionConfig, FusionPipeline
 from ivif_ros.core.primitives import NUMPY_OPS, ops_for
 from ivif_ros.core.synthetic import synthetic_pair
 
@@ -78,6 +78,8 @@ class TestPipelineParity:
                  thermal_stretch="percentile", weight_temperature=2.0, base_radius=5, base_temperature=3.0,
                  base_complement=0.0, detector_mix=0.2, detail_sigma=5.0, detail_gain=1.5, output_stretch=2.0),
             dict(detector_mix=1.0, output_stretch=0.0, base_complement=1.0),  # detector only, no stretch
+            dict(fusion_scheme="two_scale", detector_mix=0.5),  # the earlier default
+            dict(match_radius=1, selection_sharpness=4.0, pyramid_levels=5, detector_mix=0.6, match_threshold=0.3),
         ],
     )
     def test_nondefault_settings_match(self, numpy_pipe, torch_pipe, changes):
@@ -92,6 +94,15 @@ class TestPipelineParity:
             reset = {key: getattr(defaults, key) for key in changes}
             numpy_pipe.update(**reset)
             torch_pipe.update(**reset)
+
+    def test_stream_mode_matches_numpy(self, numpy_pipe):
+        detector = numpy_pipe._detector("default")
+        numpy_stream = FusionPipeline(FusionConfig(), detector, use_torch=False, stream=True)
+        torch_stream = FusionPipeline(FusionConfig(), detector, use_torch=True, stream=True)
+        for index in range(3):  # the thermal gain changes: the smoothed bounds differ from per-frame ones
+            ir, vis = synthetic_pair(96, 128, seed=6, t=0.1 * index)
+            ir = np.clip(ir * (1.0 + 0.1 * index), 0, 255).astype(np.uint8)
+            assert_close_results(numpy_stream(ir, vis), torch_stream(ir, vis))
 
     def test_float_thermal_and_readonly_inputs(self, numpy_pipe, torch_pipe):
         same_detector(numpy_pipe, torch_pipe)
@@ -125,6 +136,30 @@ class TestPrimitives:
         expected = cv2.GaussianBlur(image, (0, 0), sigma)
         np.testing.assert_array_equal(NUMPY_OPS.gaussian_blur(image, sigma), expected)
         np.testing.assert_allclose(array(TORCH.gaussian_blur(tensor(image), sigma)), expected, atol=1e-3)
+
+    @pytest.mark.parametrize("height,width", [(64, 80), (61, 77), (7, 9)])
+    def test_pyramid_levels_match_opencv(self, height, width):
+        image = (RNG.random((height, width)) * 255).astype(np.float32)
+        down = NUMPY_OPS.pyr_down(image)
+        np.testing.assert_array_equal(down, cv2.pyrDown(image))
+        np.testing.assert_allclose(array(TORCH.pyr_down(tensor(image))), down, atol=1e-3)
+        up = NUMPY_OPS.pyr_up(down, (height, width))  # odd sizes: OpenCV expands to 2h×2w and crops
+        np.testing.assert_array_equal(up, cv2.pyrUp(down, dstsize=(width, height)))
+        np.testing.assert_allclose(array(TORCH.pyr_up(tensor(down), (height, width))), up, atol=1e-3)
+
+    def test_pyramid_fusion_matches_numpy(self):
+        visible, infrared = ((RNG.random((2, 75, 90)) * 255).astype(np.float32))
+        weights = RNG.random((75, 90)).astype(np.float32)
+        for sharpness in (0.0, 3.0):
+            expected, expected_share = multiscale.pyramid_fuse(visible, infrared, weights, 3, 0.5, 2, sharpness, 8.0,
+                                                               0.2, 1.1)
+            actual, share = multiscale.pyramid_fuse(tensor(visible), tensor(infrared), tensor(weights), 3, 0.5, 2,
+                                                    sharpness, 8.0, 0.2, 1.1, ops=TORCH)
+            np.testing.assert_allclose(array(actual), expected, atol=2e-2)
+            np.testing.assert_allclose(array(share), expected_share, atol=1e-3)
+            assert expected_share.min() >= 0.0 and expected_share.max() <= 1.0
+        bands = multiscale.laplacian_pyramid(visible, 3)
+        np.testing.assert_allclose(multiscale.collapse_pyramid(bands), visible, atol=1e-3)  # exact inverse
 
     def test_fusion_rule_matches_numpy(self):
         visible, infrared = ((RNG.random((2, 60, 80)) * 255).astype(np.float32))

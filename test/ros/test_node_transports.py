@@ -81,6 +81,7 @@ class TestCompressedInputs:
     ) -> None:
         streams = ("thermal", "rgb") if compressed == "both" else (compressed,)
         params = [arg for s in streams for arg in ("-p", f"{s}_transport:=compressed")]
+        params += ["-p", "temporal_smoothing:=0.0"]  # per-frame normalisation: comparable with single calls
         log_path = tmp_path / "fusion_node.log"
         with running_node(domain_id, log_path, fused_collector, [*params, "-p", "diagnostics_period:=0.5"]) as process:
             log = log_path.read_text()

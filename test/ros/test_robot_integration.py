@@ -115,6 +115,7 @@ def test_remapped_compressed_thermal_bayer_rgb_calibration_and_camera_info(
     translation = [0.05, 0.0, 0.0]
     log_path = tmp_path / "fusion_node.log"
     ros_args = ["-r", "thermal/image_raw:=/boson/image_raw", "-p", "thermal_transport:=compressed",
+                "-p", "temporal_smoothing:=0.0",  # per-frame normalisation: comparable with single calls
                 "-p", "registration:=calibration", "-p", f"extrinsic_translation:={translation}",
                 "-p", "scene_depth:=4.0", "-p", "publish_compressed:=true", "-p", "jpeg_quality:=95",
                 "-p", "qos_overrides./boson/image_raw/compressed.subscription.reliability:=best_effort",
@@ -166,7 +167,7 @@ def test_best_effort_yuv_driver_and_16bit_compressed_depth_thermal(
 ) -> None:
     log_path = tmp_path / "fusion_node.log"
     ros_args = ["-r", "thermal/image_raw:=/boson/image_raw", "-r", "rgb/image_raw:=/camera/image_raw",
-                "-p", "thermal_transport:=compressedDepth"]
+                "-p", "thermal_transport:=compressedDepth", "-p", "temporal_smoothing:=0.0"]
     with running_node(domain_id, log_path, outputs, ros_args) as process:
         assert "subscribed /boson/image_raw/compressedDepth (reliable)" in log_path.read_text()
         publish(domain_id, "--thermal-base", "/boson/image_raw", "--thermal-format", "depth16",

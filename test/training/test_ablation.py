@@ -45,6 +45,7 @@ def test_main_writes_ranked_markdown(tmp_path, monkeypatch):
     assert "## Speed\n\nkept" in bench.read_text() and "## Ablation" in bench.read_text()
     assert code == 0 and "### toy (2 pairs)" in text and "| gain |" in text and "%" in text
     assert "Best peer row with the default added: peer" in text
+    assert "| retention | ms/pair |" in text
 
 
 def test_missing_dataset_is_reported(tmp_path, capsys):

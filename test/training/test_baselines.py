@@ -5,7 +5,16 @@ import cv2
 import numpy as np
 import pytest
 
-from ivif_ros.training.baselines import BASELINES, fuse_baseline, fuse_gff, fuse_laplacian_pyramid, fuse_max, fuse_mean
+from ivif_ros.training.baselines import (
+    BASELINES,
+    fuse_baseline,
+    fuse_gff,
+    fuse_hmsd_gf,
+    fuse_laplacian_pyramid,
+    fuse_liu2017,
+    fuse_max,
+    fuse_mean,
+)
 from ivif_ros.training.metrics import compute_metrics
 
 
@@ -43,7 +52,7 @@ class TestAllBaselines:
         result = fuse_baseline(name, ir, vis)
         assert result.fused.shape == vis.shape and result.fused.dtype == np.uint8
         assert result.weights.shape == ir.shape and result.weights.dtype == np.float32
-        assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
+        assert result.weights.min() >= 0.0 and result.weights.max() <= 1.0
         fused_crcb = cv2.cvtColor(result.fused, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
         vis_crcb = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
         # Chroma survives the YCrCb round trip up to rounding (and gamut clipping at the extremes).
@@ -60,9 +69,10 @@ class TestAllBaselines:
     def test_identical_sources_are_reproduced(self, pair, name) -> None:
         ir, _ = pair
         fused = fuse_baseline(name, ir, ir).fused
-        assert np.abs(fused.astype(int) - ir).max() <= 1
+        gain = 275.0 / 255.0 if name == "hmsd_gf" else 1.0  # HMSD-GF's release brightens its output by 275/255
+        assert np.abs(fused.astype(int) - np.clip(ir * gain, 0, 255)).max() <= 1
 
-    @pytest.mark.parametrize("name", ["lp", "gff"])
+    @pytest.mark.parametrize("name", ["lp", "gff", "liu2017", "hmsd_gf"])
     def test_multiscale_keeps_edges_of_both(self, pair, name) -> None:
         ir, vis = pair
         gray = cv2.cvtColor(vis, cv2.COLOR_BGR2GRAY)
@@ -107,3 +117,29 @@ def test_gff_weights_follow_saliency() -> None:
     ir = np.where(np.arange(128)[None, :] >= 64, texture, flat).astype(np.uint8)
     weights = fuse_gff(ir, vis).weights
     assert weights[:, :20].mean() > 0.8 and weights[:, -20:].mean() < 0.2
+
+
+def test_liu2017_weights_follow_the_detector_and_the_match_rule() -> None:
+    """Sharp visible half / blurred infrared half and the reverse: the detector's map (the weights)
+    favours the sharp side of each source, and the fused image keeps the sharp texture of both."""
+    rng = np.random.default_rng(7)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (96, 192)), (0, 0), 1.0)
+    blurred = cv2.GaussianBlur(texture, (0, 0), 6.0)
+    left = np.arange(192)[None, :] < 96
+    vis = np.where(left, texture, blurred).astype(np.uint8)
+    ir = np.where(left, blurred, texture).astype(np.uint8)
+    result = fuse_liu2017(ir, vis)
+    assert result.weights[:, 16:80].mean() > 0.7 and result.weights[:, 112:176].mean() < 0.3
+    sharp = texture.astype(np.uint8)
+    error = np.abs(result.fused.astype(float) - sharp)[8:-8, 8:-8]
+    assert error.mean() < np.abs(((vis.astype(float) + ir) / 2) - sharp)[8:-8, 8:-8].mean() / 2
+
+
+def test_hmsd_gf_keeps_a_warm_target() -> None:
+    """A warm square on a flat thermal background over a textured visible scene stays bright."""
+    rng = np.random.default_rng(8)
+    vis = cv2.GaussianBlur(rng.uniform(40, 120, (96, 128)), (0, 0), 1.5).astype(np.uint8)
+    ir = np.full((96, 128), 40, np.uint8)
+    ir[40:56, 56:72] = 230
+    fused = fuse_hmsd_gf(ir, vis).fused.astype(float)
+    assert fused[42:54, 58:70].mean() > fused[:, :40].mean() + 80

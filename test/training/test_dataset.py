@@ -142,6 +142,19 @@ def test_augmentations_apply_to_train_only(photos, tmp_path):
     assert not any("inverted" in r or "noise" in r for r in test) and all(r["sigma"] == 9 for r in test)
 
 
+def test_degradations_replace_the_blur_for_their_share_of_images(photos, tmp_path):
+    cfg = DatasetConfig(src=str(photos), out=str(tmp_path / "deg"), train=80, test=40, test_fraction=0.25,
+                        deg_noise=0.5, deg_contrast=0.5)
+    manifest = make_dataset(cfg, progress=False)
+    records = manifest["splits"]["train"]["sources"] + manifest["splits"]["test"]["sources"]
+    kinds = {r["degraded"].split()[0] for r in records}
+    assert kinds == {"noise", "contrast"}  # the two shares add up to 1: no image keeps the plain blur
+    x, y, _ = PatchDataset(tmp_path / "deg", "train").get_batch(np.arange(4))
+    worse = np.where(y[:, None, None, None] == 0, x[:, :, 32:], x[:, :, :32])  # label 0: sharp on top
+    better = np.where(y[:, None, None, None] == 0, x[:, :, :32], x[:, :, 32:])
+    assert not np.array_equal(worse, better)
+
+
 def test_flat_images_give_a_recorded_shortfall(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"flat{i}.png"), np.full((64, 64), 128, np.uint8))
@@ -160,6 +173,7 @@ def test_patch_dataset_limit_and_getitem(built):
 @pytest.mark.parametrize("kwargs, match", [
     ({"train": 7}, "even"), ({"test_fraction": 1.0}, "test_fraction"), ({"kernels": (8,)}, "odd"),
     ({"aug_gamma": 0.5}, "gamma"), ({"aug_sigma": (3.0, 1.0)}, "aug_sigma"),
+    ({"deg_noise": 0.7, "deg_halo": 0.5}, "sum <= 1"), ({"deg_contrast": -0.1}, "deg_contrast"),
 ])
 def test_bad_parameters(photos, tmp_path, kwargs, match):
     with pytest.raises(DatasetError, match=match):

@@ -100,6 +100,32 @@ def test_pipeline_modes_size_and_workers(tmp_path) -> None:
     assert grid is not None and grid.shape[1] > grid.shape[0]
 
 
+def test_retention_column_and_sequence_flicker(tmp_path) -> None:
+    from ivif_ros.core.synthetic import synthetic_sequence
+
+    folder = tmp_path / "clip"
+    (folder / "ir").mkdir(parents=True)
+    (folder / "vis").mkdir()
+    for index, (ir, vis) in enumerate(synthetic_sequence(5, 64, 80, seed=2)):
+        ir = np.clip(ir.astype(np.float64) * (1.0 + 0.05 * (index % 2)), 0, 255).astype(np.uint8)  # a gain flicker
+        cv2.imwrite(str(folder / "ir" / f"f{index:03d}.png"), ir)
+        cv2.imwrite(str(folder / "vis" / f"f{index:03d}.png"), vis)
+    out = tmp_path / "out"
+    status = evaluate.main([str(folder), "--out", str(out), "--methods", "default,mean", "--sequence", str(folder),
+                            "--sequence-limit", "4", "--grid-pairs", "0"])
+    assert status == 0
+    rows = _read_csv(out / "per_pair.csv")
+    assert all(0.0 < float(r["retention"]) < 2.0 for r in rows)
+    results = (out / "results.md").read_text()
+    assert "| mean rank | retention |" in results
+    assert "### Sequence clip (4 consecutive frames, f000 … f003)" in results
+    flicker = results[results.index("### Sequence"):]
+    table = {line.split(" | ")[0].strip("| "): line for line in flicker.splitlines() if line.startswith("| default")}
+    assert set(table) == {"default", "default (per frame)"}
+    strip = cv2.imread(str(out / "grids" / "sequence_clip.png"))
+    assert strip is not None and strip.shape[1] > strip.shape[0]
+
+
 def test_bad_arguments(tmp_path) -> None:
     standard = _write_standard(tmp_path / "synth", ["p1"])
     assert evaluate.main([str(standard), "--out", str(tmp_path / "o"), "--methods", "mean,wavelet"]) == 2

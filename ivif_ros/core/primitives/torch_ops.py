@@ -41,6 +41,7 @@ _CR2R, _CR2G, _CB2G, _CB2B = 22987, -11698, -5636, 29049
 
 _INDEX_CACHE: dict[tuple[int, int, bool, str], torch.Tensor] = {}
 _KERNEL_CACHE: dict[tuple[float, str, torch.dtype], torch.Tensor] = {}
+_BURT_TAPS: dict[tuple[float, str, torch.dtype], torch.Tensor] = {}
 _MATRIX_CACHE: dict[tuple[int, int, str, str], torch.Tensor] = {}
 _CONSTANT_CACHE: dict[tuple[tuple[float, ...], str], torch.Tensor] = {}
 
@@ -395,6 +396,42 @@ class TorchOps:
         if self._pinned or frames <= 1:
             return convolve(planes)
         return torch.cat([convolve(chunk) for chunk in planes.chunk(frames)])
+
+    def _burt_taps(self, image: torch.Tensor, scale: float) -> torch.Tensor:
+        """[1 4 6 4 1] × ``scale`` on the image's device and dtype (cached)."""
+        key = (scale, str(image.device), image.dtype)
+        taps = _BURT_TAPS.get(key)
+        if taps is None:
+            taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=image.dtype, device=image.device) * scale
+            _BURT_TAPS[key] = taps
+        return taps
+
+    def _burt_filter(self, image: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+        """Separable 5-tap filter with ``BORDER_REFLECT_101`` for (B, ..., H, W)."""
+        height, width = image.shape[-2:]
+        flat = image.reshape(-1, 1, height, width)
+        flat = flat.index_select(-2, _reflect_index(height, 2, image.device, reflect_101=True))
+        flat = self._per_frame(lambda planes: F.conv2d(planes, taps.view(1, 1, -1, 1)), flat, image.shape[0])
+        flat = flat.index_select(-1, _reflect_index(width, 2, image.device, reflect_101=True))
+        flat = self._per_frame(lambda planes: F.conv2d(planes, taps.view(1, 1, 1, -1)), flat, image.shape[0])
+        return flat.reshape(image.shape)
+
+    def pyr_down(self, image: torch.Tensor) -> torch.Tensor:
+        """``cv2.pyrDown`` of (..., H, W): 5-tap [1 4 6 4 1]/16 blur, every other row and column."""
+        return self._burt_filter(image, self._burt_taps(image, 1.0 / 16.0))[..., ::2, ::2]
+
+    def pyr_up(self, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``cv2.pyrUp`` of (..., h, w) to ``size`` = (height, width) (at most 2h×2w): zeros between
+        the samples, the 5-tap kernel ×2 per axis over 2h×2w, cropped to ``size``."""
+        taps = self._burt_taps(image, 1.0 / 8.0)
+        height, width = image.shape[-2:]
+        spread = image.new_zeros((*image.shape[:-2], 2 * height, 2 * width))  # OpenCV expands to 2h×2w, then crops
+        spread[..., ::2, ::2] = image
+        return self._burt_filter(spread, taps)[..., : size[0], : size[1]].contiguous()
+
+    def where(self, condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
+        """Per pixel ``if_true`` where ``condition`` holds, else ``if_false``."""
+        return torch.where(condition, if_true, if_false)
 
     def resize(self, image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
         """OpenCV-compatible resize of (..., H, W) to ``size`` = (height, width), ``"area"`` or ``"linear"``."""

@@ -1,0 +1,62 @@
+"""core.multiscale: the pyramid fusion of the default mode."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ivif_ros.core import multiscale
+
+RNG = np.random.default_rng(21)
+
+
+def _texture(height: int, width: int) -> np.ndarray:
+    return cv2.GaussianBlur(RNG.uniform(0, 255, (height, width)), (0, 0), 1.2).astype(np.float32)
+
+
+def test_identical_sources_are_reproduced() -> None:
+    image = _texture(80, 100)
+    fused, share = multiscale.pyramid_fuse(image, image, np.full_like(image, 0.3), base_complement=0.0)
+    np.testing.assert_allclose(fused, image, atol=1e-2)
+    assert share.min() >= 0.0 and share.max() <= 1.0
+
+
+def test_detail_of_both_sources_and_the_share_that_took_it() -> None:
+    texture = _texture(96, 192)
+    flat = np.full_like(texture, 120.0)
+    left = np.arange(192)[None, :] < 96
+    visible = np.where(left, texture, flat).astype(np.float32)
+    thermal = np.where(left, flat, texture).astype(np.float32)
+    fused, share = multiscale.pyramid_fuse(visible, thermal, np.full_like(visible, 0.5))
+    inner = (slice(16, -16), slice(16, 80)), (slice(16, -16), slice(112, 176))
+    for region in inner:  # the texture survives on both halves (not averaged away to half contrast)
+        assert fused[region].std() > 0.8 * texture[region].std()
+    assert share[inner[0]].mean() > 0.7 and share[inner[1]].mean() < 0.3
+
+
+def test_warm_target_stays_bright_over_a_busy_visible_scene() -> None:
+    visible = _texture(96, 128) * 0.5 + 60
+    thermal = np.full((96, 128), 40.0, np.float32)
+    thermal[40:56, 56:72] = 230.0
+    fused, _ = multiscale.pyramid_fuse(visible, thermal, np.full_like(visible, 0.5))
+    target = fused[42:54, 58:70].mean()
+    ring = np.concatenate([fused[30:38, 50:78].ravel(), fused[58:66, 50:78].ravel()]).mean()
+    assert target - ring > 0.7 * (230.0 - 40.0)
+
+
+def test_detector_weights_decide_where_the_bands_match() -> None:
+    image = _texture(64, 64)
+    brighter = image * 1.2  # same structure, different contrast: the bands match everywhere
+    for weight, expected in ((1.0, brighter), (0.0, image)):
+        fused, share = multiscale.pyramid_fuse(brighter, image, np.full_like(image, weight), base_complement=0.0,
+                                               base_temperature=1000.0)
+        detail = fused - cv2.GaussianBlur(fused, (0, 0), 4.0)
+        expected_detail = expected - cv2.GaussianBlur(expected, (0, 0), 4.0)
+        assert np.abs(detail - expected_detail)[8:-8, 8:-8].mean() < 0.1 * np.abs(expected_detail).mean()
+
+
+def test_small_frames_use_fewer_levels() -> None:
+    assert multiscale.usable_levels((16, 20), 4) == 2
+    assert multiscale.usable_levels((512, 640), 4) == 4
+    tiny = _texture(9, 11)
+    fused, share = multiscale.pyramid_fuse(tiny, tiny, np.full_like(tiny, 0.5), base_complement=0.0)
+    assert fused.shape == share.shape == tiny.shape
