@@ -81,7 +81,8 @@ def onnx_parity(net: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ivif-export", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("weights", help="trained weights: .safetensors (e.g. runs/<name>/model.safetensors) or weights-only .pt")
+    p.add_argument("weights",
+                   help="trained weights: .safetensors (e.g. runs/<name>/model.safetensors) or weights-only .pt")
     p.add_argument("--out", default="export", help="output folder")
     p.add_argument("--name", help="output file stem (default: the architecture)")
     p.add_argument("--half", action="store_true", help="store the safetensors weights as float16")

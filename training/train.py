@@ -253,7 +253,9 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     train_set = PatchDataset(cfg.data, "train", cfg.train_limit or None, subset_seed=cfg.seed)
     val_set = PatchDataset(cfg.data, "test", cfg.val_limit or None, subset_seed=cfg.seed + 1)
     if len(train_set) < cfg.batch_size * ddp.world:
-        raise DatasetError(f"{cfg.data}: {len(train_set)} train samples cannot fill one step of {cfg.batch_size} x {ddp.world}")
+        raise DatasetError(
+            f"{cfg.data}: {len(train_set)} train samples cannot fill one step of {cfg.batch_size} x {ddp.world}"
+        )
 
     torch.manual_seed(cfg.seed)
     if cfg.init:

@@ -102,7 +102,10 @@ class DetectorLoader:
 
 
 def create_pipeline(config: FusionConfig | None = None, choice: DetectorChoice | None = None, **options: Any):
-    """``FusionPipeline(config, DetectorLoader(choice), **options)``: the detector of the configured mode is loaded now."""
+    """``FusionPipeline(config, DetectorLoader(choice), **options)``.
+
+    The detector of the configured mode is loaded now.
+    """
     from ivif_ros.core.pipeline import FusionPipeline
 
     return FusionPipeline(config, DetectorLoader(choice), **options)
@@ -111,7 +114,9 @@ def create_pipeline(config: FusionConfig | None = None, choice: DetectorChoice |
 def add_detector_arguments(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
     """``--backend``, ``--device`` and ``--model`` options, with help and choices from the schema."""
     meta = settings_of(DetectorChoice)
-    parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help=f"{meta['backend'].help} (%(default)s)")
+    parser.add_argument(
+        "--backend", default="auto", choices=BACKEND_NAMES, help=f"{meta['backend'].help} (%(default)s)"
+    )
     parser.add_argument("--device", default="auto", help=f"{meta['device'].help} (%(default)s)")
     parser.add_argument("--model", default=None, help=model_help or meta["model"].help)
 

@@ -6,6 +6,7 @@ message types of ``sensor_msgs`` and ``std_msgs`` are identical in both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
@@ -230,10 +231,8 @@ def open_bag(path: Path | str) -> Iterator[Reader]:
     try:
         yield reader
     finally:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken bag must not hide the first error
             reader.close()
-        except Exception:  # noqa: BLE001 - closing a broken bag must not hide the first error
-            pass
 
 
 def iter_messages(
@@ -253,8 +252,7 @@ def iter_messages(
         BagError: A chunk is truncated or corrupt.
     """
     try:
-        for connection, timestamp, raw in reader.messages(connections=connections, start=start):
-            yield connection, timestamp, raw
+        yield from reader.messages(connections=connections, start=start)
     except BagError:
         raise
     except Exception as exc:  # noqa: BLE001 - see open_bag

@@ -50,7 +50,10 @@ def find_sequence(root: Path | None) -> list[tuple[str, Path, Path]]:
 
 def _config_file() -> Path:
     """config/fusion.yaml of the source tree, else of the installed share directory."""
-    candidates = [SOURCE_ROOT / "config" / "fusion.yaml", Path(sys.prefix) / "share" / "ivif_ros" / "config" / "fusion.yaml"]
+    candidates = [
+        SOURCE_ROOT / "config" / "fusion.yaml",
+        Path(sys.prefix) / "share" / "ivif_ros" / "config" / "fusion.yaml",
+    ]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -104,7 +107,10 @@ def demo(args: argparse.Namespace) -> int:
                "-p", f"queue_size:={max(2, args.queue)}", "-p", f"warmup_size:=[{float(width)}, {float(height)}]"]
     with open(log_path, "w") as log:
         node_process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    print(f"fusion_node started (pid {node_process.pid}, domain {domain_id}, params {config}, log {log_path})", flush=True)
+    print(
+        f"fusion_node started (pid {node_process.pid}, domain {domain_id}, params {config}, log {log_path})",
+        flush=True,
+    )
 
     context = Context()
     rclpy.init(context=context, domain_id=domain_id)
@@ -116,7 +122,8 @@ def demo(args: argparse.Namespace) -> int:
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.endswith(": fusion") and any(kv.key == "ready" and kv.value == "true" for kv in status.values):
+            is_ready = any(kv.key == "ready" and kv.value == "true" for kv in status.values)
+            if status.name.endswith(": fusion") and is_ready:
                 ready.set()
 
     def on_output(kind: str, msg: Image) -> None:

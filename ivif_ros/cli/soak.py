@@ -52,16 +52,18 @@ def _rss_mb(pid: int) -> float:
 def _markdown(report: dict[str, Any]) -> str:
     drops = ", ".join(f"{reason} {count}" for reason, count in sorted(report["drops"].items())) or "none"
     rows = [
-        ("pairs (good + faults)", f"{report['pairs']} at {report['width']}×{report['height']}, {report['rate_hz']:g} Hz, "
-                                  f"a fault every {report['fault_every']}"),
+        ("pairs (good + faults)", f"{report['pairs']} at {report['width']}×{report['height']}, "
+                                  f"{report['rate_hz']:g} Hz, a fault every {report['fault_every']}"),
         ("faults injected", f"{report['faults_injected']} ({', '.join(report['fault_kinds'])})"),
         ("good pairs sent / fused", f"{report['good_sent']} / {report['good_fused']} "
                                     f"({report['good_not_fused']} not fused)"),
         ("drops by reason (node)", drops),
         ("node RSS after warm-up → end", f"{report['rss_after_warmup_mb']:.0f} → {report['rss_end_mb']:.0f} MiB "
-                                         f"(growth {report['rss_growth_mb']:+.0f} MiB, max {report['rss_max_mb']:.0f})"),
+                                         f"(growth {report['rss_growth_mb']:+.0f} MiB, "
+                                         f"max {report['rss_max_mb']:.0f})"),
         ("worker restarts", str(report["worker_restarts"])),
-        ("latency p50 / p99 (publish → fused received)", f"{report['latency_ms_p50']:.1f} / {report['latency_ms_p99']:.1f} ms"),
+        ("latency p50 / p99 (publish → fused received)",
+         f"{report['latency_ms_p50']:.1f} / {report['latency_ms_p99']:.1f} ms"),
         ("node alive at the end", str(report["node_alive"])),
         ("DDS profile, publisher QoS", f"{report['dds_profile']}, {report['publisher_qos']}"),
         ("wall time", f"{report['wall_s']:.0f} s"),
@@ -180,9 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=512, help="frame height (default 512)")
     parser.add_argument("--fault-every", type=int, default=500, help="a fault every N pairs; 0 = none (default 500)")
     parser.add_argument("--skip-faults", nargs="*", default=[], help="fault names to leave out")
-    parser.add_argument("--profile", help="Fast DDS XML profile of both processes (default: config/fastdds_large_images.xml)")
-    parser.add_argument("--no-profile", action="store_true", help="Fast DDS defaults instead of the large-image profile")
-    parser.add_argument("--best-effort", action="store_true", help="publish best effort (sensor-data QoS) instead of reliable")
+    parser.add_argument("--profile",
+                        help="Fast DDS XML profile of both processes (default: config/fastdds_large_images.xml)")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="Fast DDS defaults instead of the large-image profile")
+    parser.add_argument("--best-effort", action="store_true",
+                        help="publish best effort (sensor-data QoS) instead of reliable")
     parser.add_argument("--out", default="soak_out", help="folder for soak.json, soak.md and the node log")
     parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..101)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node to be ready")

@@ -139,11 +139,9 @@ def describe_rule(meta: Setting) -> str:
 
 
 def _in_range(meta: Setting, number: float) -> bool:
-    if meta.low is not None and (number < meta.low or (meta.low_open and number == meta.low)):
-        return False
-    if meta.high is not None and (number > meta.high or (meta.high_open and number == meta.high)):
-        return False
-    return True
+    below = meta.low is not None and (number < meta.low or (meta.low_open and number == meta.low))
+    above = meta.high is not None and (number > meta.high or (meta.high_open and number == meta.high))
+    return not (below or above)
 
 
 def _number(name: str, meta: Setting, value: Any, what: str) -> float:
@@ -178,9 +176,7 @@ def coerce(name: str, meta: Setting, value: Any) -> Any:
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise FusionInputError(f"{name} must be an integer, got {value!r}")
-        if isinstance(value, numbers.Integral):
-            result = int(value)
-        elif math.isfinite(float(value)) and float(value).is_integer():
+        if isinstance(value, numbers.Integral) or (math.isfinite(float(value)) and float(value).is_integer()):
             result = int(value)
         else:
             raise FusionInputError(f"{name} must be an integer, got {value!r}")
@@ -195,7 +191,7 @@ def coerce(name: str, meta: Setting, value: Any) -> Any:
         if meta.length is not None and len(items) != meta.length:
             raise FusionInputError(f"{name} must have {meta.length} elements, got {len(items)}: {items!r}")
         result = tuple(_number(name, meta, item, "element") for item in items)
-        if meta.increasing and any(b <= a for a, b in zip(result, result[1:])):
+        if meta.increasing and any(b <= a for a, b in zip(result, result[1:], strict=False)):
             raise FusionInputError(f"{name} must be strictly increasing, got {list(result)}")
     if meta.choices is not None and result not in meta.choices:
         raise FusionInputError(f"{name} must be {describe_range(meta)}, got {value!r}")

@@ -88,7 +88,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            state = {key: fh.get_tensor(key) for key in fh.keys()}
+            state = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - safe_open is not a dict
     except Exception as exc:  # safetensors raises several private error types
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from exc
     return state, meta
@@ -132,15 +132,21 @@ def _build(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> 
     expected = net.state_dict()
     for key, value in state.items():
         if key in expected and value.shape != expected[key].shape:
-            raise ModelError(f"{path}: tensor {key} has shape {tuple(value.shape)}, {arch} expects {tuple(expected[key].shape)}")
+            raise ModelError(
+                f"{path}: tensor {key} has shape {tuple(value.shape)}, {arch} expects {tuple(expected[key].shape)}"
+            )
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ModelError(f"{path}: does not match architecture {arch!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelError(
+            f"{path}: does not match architecture {arch!r} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     return net, arch
 
 
-def load_model(spec: str | Path | None = None, device: str | torch.device = "cpu", **kwargs) -> tuple[nn.Module, ModelInfo]:
+def load_model(
+    spec: str | Path | None = None, device: str | torch.device = "cpu", **kwargs
+) -> tuple[nn.Module, ModelInfo]:
     """Load a detector in eval mode.
 
     Args:

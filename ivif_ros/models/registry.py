@@ -1,7 +1,7 @@
 """Registry of detector architectures (timm-style ``register_model`` / ``create_model``)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -19,9 +19,8 @@ def _copy(bag: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_missing_bag(tmp_path: Path) -> None:
-    with pytest.raises(BagError, match="bag not found"):
-        with open_bag(tmp_path / "nope"):
-            pass
+    with pytest.raises(BagError, match="bag not found"), open_bag(tmp_path / "nope"):
+        pass
 
 
 def test_truncated_bag(small_bag: Path, tmp_path: Path) -> None:
@@ -51,9 +50,8 @@ def test_corrupt_chunk(small_bag: Path, tmp_path: Path) -> None:
 def test_folder_without_metadata(small_bag: Path, tmp_path: Path) -> None:
     bag, _ = _copy(small_bag, tmp_path)
     (bag / "metadata.yaml").unlink()
-    with pytest.raises(BagError, match="cannot open bag"):
-        with open_bag(bag):
-            pass
+    with pytest.raises(BagError, match="cannot open bag"), open_bag(bag):
+        pass
 
 
 def test_missing_topic_lists_existing(small_bag: Path) -> None:

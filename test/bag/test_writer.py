@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _bagdata import START_NS, write_pairs
 
 from ivif_ros.bag import BagError, MakeOptions, find_image_pairs, make_bag
 from ivif_ros.bag.reader import read_images
 from ivif_ros.bag.storage import open_bag, topic_stats
 from ivif_ros.ros.conversions import to_bgr
+
+from _bagdata import START_NS, write_pairs
 
 THERMAL, RGB = "/thermal/image_raw", "/rgb/image_raw"
 

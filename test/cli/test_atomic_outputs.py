@@ -59,7 +59,9 @@ def test_make_refuses_an_output_over_its_source(tmp_path: Path, capsys: pytest.C
     assert len(list((data / "ir").iterdir())) == 2 and len(list((data / "vis").iterdir())) == 2
 
 
-def test_failed_overwrite_keeps_the_old_bag_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_overwrite_keeps_the_old_bag_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = _folder(tmp_path / "data", 3)
     out = tmp_path / "bag"
     assert bag_main(["make", str(data), "-o", str(out), "--start-time", START, "--no-progress"]) == 0
@@ -116,7 +118,9 @@ def test_ivif_fuse_reports_a_header_bomb_and_goes_on(tmp_path: Path, capsys: pyt
     assert sorted(p.name for p in (out / "fused").iterdir()) == ["0000.png", "0002.png"]
 
 
-def test_ivif_fuse_refuses_out_inside_an_input_and_existing_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ivif_fuse_refuses_out_inside_an_input_and_existing_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = _folder(tmp_path / "data", 2, 64, 80)
     argv = ["--ir", str(data / "ir"), "--vis", str(data / "vis"), "--quiet"]
     assert fuse_main([*argv, "--out", str(data / "ir" / "fused")]) == 2

@@ -17,7 +17,8 @@ def _dataset(root):
 
 def test_fuses_folder_and_writes_input_size(tmp_path, capsys):
     data = _dataset(tmp_path / "data")
-    assert main(["--ir", str(data / "ir"), "--vis", str(data / "vis"), "--out", str(tmp_path / "out"), "--backend", "torch"]) == 0
+    argv = ["--ir", str(data / "ir"), "--vis", str(data / "vis"), "--out", str(tmp_path / "out"), "--backend", "torch"]
+    assert main(argv) == 0
     for name in ("p0", "p1"):
         fused = cv2.imread(str(tmp_path / "out" / "fused" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
         weights = cv2.imread(str(tmp_path / "out" / "weights" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
@@ -32,7 +33,9 @@ def test_bad_pairs_reported_batch_continues(tmp_path, capsys):
     cv2.imwrite(str(data / "ir" / "lonely.png"), np.zeros((64, 80), np.uint8))
     cv2.imwrite(str(data / "ir" / "wide.png"), np.zeros((64, 200), np.uint8))
     cv2.imwrite(str(data / "vis" / "wide.png"), np.zeros((64, 80, 3), np.uint8))
-    code = main(["--ir", str(data / "ir"), "--vis", str(data / "vis"), "--out", str(tmp_path / "out"), "--backend", "torch"])
+    code = main(
+        ["--ir", str(data / "ir"), "--vis", str(data / "vis"), "--out", str(tmp_path / "out"), "--backend", "torch"]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "broken" in err and "lonely.png: no visible partner" in err and "aspect ratio" in err
@@ -42,7 +45,8 @@ def test_bad_pairs_reported_batch_continues(tmp_path, capsys):
 
 def test_single_files_and_missing_path(tmp_path):
     data = _dataset(tmp_path / "data")
-    assert main(["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert main(["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"),
+                 "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert (tmp_path / "o" / "fused" / "p0.png").exists()
     assert main(["--ir", str(tmp_path / "nope"), "--vis", str(data / "vis"), "--out", str(tmp_path / "o")]) == 1
 
@@ -71,7 +75,8 @@ def test_batched_run_writes_what_single_calls_write(tmp_path):
 
 def test_set_changes_the_fusion_and_bad_values_are_usage_errors(tmp_path, capsys):
     data = _dataset(tmp_path / "data")
-    common = ["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"), "--backend", "torch", "--quiet"]
+    common = ["--ir", str(data / "ir" / "p0.png"), "--vis", str(data / "vis" / "p0.png"),
+              "--backend", "torch", "--quiet"]
     assert main([*common, "--out", str(tmp_path / "a")]) == 0
     assert main([*common, "--out", str(tmp_path / "b"), "--set", "output_stretch=0", "--set", "detail_gain=3"]) == 0
     plain = cv2.imread(str(tmp_path / "a" / "fused" / "p0.png"))

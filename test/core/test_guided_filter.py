@@ -40,7 +40,9 @@ class TestFastGuidedFilter:
         out_copy = fast_guided_filter(guide[:, ::2].copy(), guide[:, ::2].copy(), radius=3, eps=1e-2)
         np.testing.assert_allclose(out_view, out_copy, atol=1e-6)
 
-    @pytest.mark.parametrize("kwargs", [dict(radius=0, eps=1e-2), dict(radius=2, eps=0.0), dict(radius=2, eps=1e-2, subsample=0)])
+    @pytest.mark.parametrize(
+        "kwargs", [dict(radius=0, eps=1e-2), dict(radius=2, eps=0.0), dict(radius=2, eps=1e-2, subsample=0)]
+    )
     def test_bad_parameters(self, kwargs):
         image = np.zeros((10, 10), np.float32)
         with pytest.raises(ValueError):

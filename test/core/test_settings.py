@@ -7,7 +7,12 @@ from ivif_ros.backends.choice import DetectorChoice
 from ivif_ros.core.config import RUNTIME_FIELDS, FusionConfig
 from ivif_ros.core.errors import FusionInputError
 from ivif_ros.core.settings import (
-    coerce, describe_rule, parse_assignments, parse_value, runtime_fields, settings_of,
+    coerce,
+    describe_rule,
+    parse_assignments,
+    parse_value,
+    runtime_fields,
+    settings_of,
 )
 
 SCHEMA = settings_of(FusionConfig)
@@ -21,7 +26,7 @@ def test_every_field_has_a_setting_with_help():
 def test_defaults_are_valid_and_runtime_set_is_derived():
     FusionConfig().validate()
     DetectorChoice().validate()
-    assert RUNTIME_FIELDS == runtime_fields(FusionConfig)
+    assert runtime_fields(FusionConfig) == RUNTIME_FIELDS
     assert {"mode", "thermal_percentiles", "smoothing_eps", "output_stretch"} <= RUNTIME_FIELDS
     assert not {"max_pixels", "size_tolerance", "seed_stride", "retinex_sigma"} & RUNTIME_FIELDS
 

@@ -12,7 +12,9 @@ def _naive_accumulate(values, window, stride, shape):
     return out
 
 
-@pytest.mark.parametrize("shape,window,stride", [((64, 64), 32, 8), ((72, 100), 32, 4), ((40, 33), 32, 8), ((50, 90), 16, 16)])
+@pytest.mark.parametrize(
+    "shape,window,stride", [((64, 64), 32, 8), ((72, 100), 32, 4), ((40, 33), 32, 8), ((50, 90), 16, 16)]
+)
 def test_accumulate_windows_matches_naive_loop(shape, window, stride):
     nh, nw = (shape[0] - window) // stride + 1, (shape[1] - window) // stride + 1
     values = np.random.default_rng(0).standard_normal((nh, nw)).astype(np.float32)

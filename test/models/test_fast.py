@@ -1,9 +1,10 @@
 import pytest
 import torch
 from conftest import randomize_batchnorm
-from _dense import per_window_scores
 
 from ivif_ros.models import FastNet, create_model
+
+from _dense import per_window_scores
 
 
 @pytest.fixture(scope="module")

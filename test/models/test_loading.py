@@ -16,7 +16,7 @@ def fast_net() -> torch.nn.Module:
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_safetensors_round_trip_with_metadata(tmp_path, fast_net):

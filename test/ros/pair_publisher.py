@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Union
 
 import cv2
 import numpy as np
@@ -33,7 +32,7 @@ EPOCH_S = 1_000_000
 FRAME_ID = "rgb_optical_frame"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-Message = Union[Image, CompressedImage]
+Message = Image | CompressedImage
 
 
 def frame(k: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +132,7 @@ def main() -> int:
     thermal_pub, rgb_pub = (
         node.create_publisher(CompressedImage, f"{name}/image_raw/compressed", qos) if is_compressed
         else node.create_publisher(Image, f"{name}/image_raw", qos)
-        for name, is_compressed in zip(("thermal", "rgb"), compressed)
+        for name, is_compressed in zip(("thermal", "rgb"), compressed, strict=True)
     )
     deadline = time.monotonic() + args.wait
     while min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count()) == 0:

@@ -12,8 +12,9 @@ import random
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import pytest
 import rclpy
@@ -23,6 +24,7 @@ from rclpy.parameter import Parameter
 
 from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.ros.faults import COMPRESSED_FAULTS, RAW_FAULTS, Injector, fault_size_mismatch
+
 from ros_test_helpers import start_node, stop_process
 
 # Reader depth 10: a fault is a burst of messages, which keep-last 2 would partly overwrite unseen.
@@ -101,7 +103,9 @@ def _wait_drops(node: RunningNode, reason: str, at_least: int) -> bool:
     [("bad_encoding", "bad_encoding", 1), ("truncated_data", "bad_data", 1), ("absurd_sizes", "bad_data", 4),
      ("nan_32fc1", "bad_data", 1), ("size_mismatch", "size_mismatch", 1)],
 )
-def test_bad_message_is_counted_and_the_next_pairs_fuse(raw_node: RunningNode, fault: str, reason: str, count: int) -> None:
+def test_bad_message_is_counted_and_the_next_pairs_fuse(
+    raw_node: RunningNode, fault: str, reason: str, count: int
+) -> None:
     assert not raw_node.injector.fuses_next(1)
     before = _drops(raw_node, reason)
     RAW_FAULTS[fault](raw_node.injector)
@@ -137,7 +141,8 @@ def test_out_of_order_pair_is_counted(raw_node: RunningNode) -> None:
     first = raw_node.injector.clock_ns - raw_node.injector.period_ns
     _assert_alive_and_fusing(raw_node)
     assert raw_node.injector.wait_for(lambda: late() >= before + 1, 10), str(
-        (before, raw_node.injector.outputs_for(first), raw_node.injector.outputs_for(first + raw_node.injector.period_ns),
+        (before, raw_node.injector.outputs_for(first),
+         raw_node.injector.outputs_for(first + raw_node.injector.period_ns),
          {k: v for k, v in _fresh_status(raw_node)[2].items() if k.startswith(("drops", "sync", "worker"))}))
 
 

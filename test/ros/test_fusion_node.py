@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -13,11 +13,12 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from dds_helpers import Collector
-from ros_test_helpers import REPO, drop_count, run_publisher, start_node, stop_process
 from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.ros.conversions import image_to_array
+
+from dds_helpers import Collector
 from pair_publisher import EPOCH_S, FRAME_ID, frame
+from ros_test_helpers import REPO, drop_count, run_publisher, start_node, stop_process
 
 HEIGHT, WIDTH = 128, 160
 CONFIG = REPO / "config" / "fusion.yaml"
@@ -45,7 +46,8 @@ def _by_frame(messages) -> dict[int, object]:
 
 class TestFusionNode:
     def test_good_pairs_are_fused(self, node: Path, collector: Collector, domain_id: int) -> None:
-        result = run_publisher(domain_id, "--count", "12", "--rate", "10", "--height", str(HEIGHT), "--width", str(WIDTH))
+        result = run_publisher(domain_id, "--count", "12", "--rate", "10",
+                               "--height", str(HEIGHT), "--width", str(WIDTH))
         assert result.returncode == 0, result.stderr
         # A node slower than 10 Hz drops stale pairs, but the newest pair (frame 11) always comes out.
         def last_frame_out(topic: str) -> bool:
@@ -75,7 +77,7 @@ class TestFusionNode:
             if k in weights:
                 weight_map = image_to_array(weights[k])
                 assert weights[k].encoding == "32FC1" and weight_map.shape == (HEIGHT, WIDTH)
-                assert 0.0 <= weight_map.min() and weight_map.max() <= 1.0
+                assert weight_map.min() >= 0.0 and weight_map.max() <= 1.0
                 if trained:
                     np.testing.assert_allclose(weight_map, expected.weights, atol=0.02)
                 # The fused image leans to the visible image where the weight is high, to thermal where low.
@@ -95,7 +97,9 @@ class TestFusionNode:
         assert int(values["outputs"]) >= 2
         assert float(values["processing_ms_p50"]) > 0.0
 
-    def test_bad_messages_are_dropped_counted_and_logged(self, node: Path, collector: Collector, domain_id: int) -> None:
+    def test_bad_messages_are_dropped_counted_and_logged(
+        self, node: Path, collector: Collector, domain_id: int
+    ) -> None:
         before = len(collector.messages["/fused/image"])
         result = run_publisher(domain_id, "--count", "10", "--rate", "10", "--bad",
                                "--height", str(HEIGHT), "--width", str(WIDTH))

@@ -16,7 +16,9 @@ def _module_constants(tree: ast.Module) -> dict[str, str]:
     return {
         node.targets[0].id: node.value.value
         for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.targets[0], ast.Name)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.targets[0], ast.Name)
     }
 
 
@@ -130,8 +132,11 @@ def test_remapped_topics_are_the_node_defaults() -> None:
     assert len(node_calls) == 1  # the fusion node; rviz gets the same rules through its config
     assert remapped == ["thermal/image_raw", "rgb/image_raw", "fused/image"]
     defaults = {c.args[0].value: getattr(topics, k.value.id) for c in _calls(tree, "DeclareLaunchArgument")
-                for k in c.keywords if k.arg == "default_value" and isinstance(k.value, ast.Name) and k.value.id in imported}
-    assert defaults == {"thermal_topic": "thermal/image_raw", "rgb_topic": "rgb/image_raw", "fused_topic": "fused/image"}
+                for k in c.keywords
+                if k.arg == "default_value" and isinstance(k.value, ast.Name) and k.value.id in imported}
+    assert defaults == {
+        "thermal_topic": "thermal/image_raw", "rgb_topic": "rgb/image_raw", "fused_topic": "fused/image"
+    }
     assert "topics.FUSED_TOPIC" in node_source and "topics.INPUT_TOPICS[stream]" in node_source
     assert topics.INPUT_TOPICS == {"thermal": "thermal/image_raw", "rgb": "rgb/image_raw"}
 
@@ -146,9 +151,10 @@ def test_rviz_config_shows_fused_image_and_coloured_weights() -> None:
 
 
 def test_fusion_yaml_covers_every_node_parameter() -> None:
+    import dataclasses
+
     from ivif_ros.core.pipeline import FusionConfig
     from ivif_ros.ros.parameters import parameter_table
-    import dataclasses
 
     params = yaml.safe_load((REPO / "config" / "fusion.yaml").read_text())["/**"]["ros__parameters"]
     table = parameter_table()

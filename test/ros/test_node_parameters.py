@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import rclpy
@@ -16,6 +16,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from ivif_ros.core.config import FusionConfig
 from ivif_ros.ros.fusion_node import FusionNode
 from ivif_ros.ros.parameters import check_changes, descriptor, parameter_table, render_yaml
+
 from dds_helpers import Collector
 from ros_test_helpers import REPO, run_publisher, start_node, stop_process
 
@@ -23,7 +24,9 @@ CONFIG = REPO / "config" / "fusion.yaml"
 
 
 def test_committed_parameter_file_matches_the_schema() -> None:
-    assert CONFIG.read_text() == render_yaml(), "regenerate: python -m ivif_ros.ros.parameters --write config/fusion.yaml"
+    assert CONFIG.read_text() == render_yaml(), (
+        "regenerate: python -m ivif_ros.ros.parameters --write config/fusion.yaml"
+    )
     params = yaml.safe_load(CONFIG.read_text())["/**"]["ros__parameters"]
     table = parameter_table()
     assert list(params) == list(table)

@@ -45,7 +45,7 @@ class TestPairing:
         stamps = [k * 33 * MS for k in range(20)]
         sync = _sync()
         pairs = _feed(sync, _merge(stamps, stamps))
-        assert [(p.first_stamp_ns, p.second_stamp_ns) for p in pairs] == list(zip(stamps, stamps))
+        assert [(p.first_stamp_ns, p.second_stamp_ns) for p in pairs] == list(zip(stamps, stamps, strict=True))
         assert sync.drops() == {"thermal": {}, "rgb": {}}
         _assert_accounting(sync, len(pairs))
 
@@ -59,7 +59,7 @@ class TestPairing:
         taken = {(p.first_stamp_ns, p.second_stamp_ns) for p in pairs}
         # The last pair may still wait for a later frame; all others are the true pairs.
         assert len(pairs) >= len(base) - 1
-        assert taken <= set(zip(thermal, rgb))
+        assert taken <= set(zip(thermal, rgb, strict=True))
         _assert_accounting(sync, len(pairs))
 
     def test_different_rates_9hz_thermal_30hz_rgb(self) -> None:
@@ -161,7 +161,9 @@ class TestControl:
         assert len(_feed(sync, _merge(restarted, restarted))) == 5
         assert sync.resets == 1
 
-    @pytest.mark.parametrize("kwargs", [{"slop_ns": -1}, {"slop_ns": 0, "queue_size": 0}, {"slop_ns": 0, "reset_ns": 0}])
+    @pytest.mark.parametrize(
+        "kwargs", [{"slop_ns": -1}, {"slop_ns": 0, "queue_size": 0}, {"slop_ns": 0, "reset_ns": 0}]
+    )
     def test_bad_arguments(self, kwargs: dict) -> None:
         with pytest.raises(ValueError):
             ApproximateSynchronizer(**kwargs)

@@ -115,7 +115,8 @@ def test_cli_errors_and_eval(data, tmp_path, capsys):
 
 def test_torchrun_two_processes(data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ivif_ros.training.train", "--data", str(data),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "ivif_ros.training.train", "--data", str(data),
            "--out", str(tmp_path), "--epochs", "1", "--batch-size", "32", "--threads", "1", "--no-progress",
            "--model-kwargs", '{"width": 8, "hidden": 8}']
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
