@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -103,18 +103,21 @@ def _markdown(results, reference) -> str:
         default = rows["default"]
         peers = reference.get(name, {})
         lines += [f"### {name} ({int(default['pairs'])} pairs)", "",
-                  "| lever | mean rank | " + " | ".join(f"Δ{m}{'↓' if not HIGHER_IS_BETTER[m] else ''}" for m in METRIC_NAMES)
+                  "| lever | mean rank | "
+                  + " | ".join(f"Δ{m}{'↓' if not HIGHER_IS_BETTER[m] else ''}" for m in METRIC_NAMES)
                   + " | retention | ms/pair |", "|---" * (len(METRIC_NAMES) + 4) + "|"]
         for lever, means in rows.items():
             rank = mean_ranks({**peers, "candidate": means})["candidate"] if peers else float("nan")
             if lever == "default":
                 deltas = [f"{means[m]:.4g}" for m in METRIC_NAMES]
             else:
-                deltas = [f"{100.0 * (means[m] - default[m]) / max(abs(default[m]), 1e-12):+.1f}%" for m in METRIC_NAMES]
+                deltas = [f"{100.0 * (means[m] - default[m]) / max(abs(default[m]), 1e-12):+.1f}%"
+                          for m in METRIC_NAMES]
             lines.append(f"| {lever} | {rank:.2f} | " + " | ".join(deltas)
                          + f" | {means['retention']:.2f} | {means['ms']:.1f} |")
         if peers:
-            best = min(mean_ranks({**peers, "candidate": rows["default"]}).items(), key=lambda kv: kv[1] if kv[0] != "candidate" else 99)
+            best = min(mean_ranks({**peers, "candidate": rows["default"]}).items(),
+                       key=lambda kv: kv[1] if kv[0] != "candidate" else 99)
             lines.append(f"\nBest peer row with the default added: {best[0]} at {best[1]:.2f}. "
                          "The default row shows absolute values; the others show % change from it.")
         lines.append("")
@@ -125,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ablation and write a Markdown table."""
     parser = argparse.ArgumentParser(prog="ivif-ablation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="dataset root holding the sets (default: $IVIF_DATA, ../shared/data)")
-    parser.add_argument("--sets", default="msrs,roadscene", help="comma-separated sets (tuning sets only: msrs,roadscene)")
-    parser.add_argument("--roadscene-step", type=int, default=5, help="use every N-th roadscene pair (221 pairs in all)")
+    parser.add_argument("--sets", default="msrs,roadscene",
+                        help="comma-separated sets (tuning sets only: msrs,roadscene)")
+    parser.add_argument("--roadscene-step", type=int, default=5,
+                        help="use every N-th roadscene pair (221 pairs in all)")
     parser.add_argument("--reference-table", type=Path, help="peer-reference.md to rank against")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="Markdown output file")

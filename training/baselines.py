@@ -180,7 +180,7 @@ def fuse_laplacian_pyramid(infrared: np.ndarray, visible: np.ndarray, levels: in
         pyramid_vis = _laplacian_pyramid(vis, levels)
         fused_pyramid = [
             np.where(np.abs(detail_vis) >= np.abs(detail_ir), detail_vis, detail_ir)
-            for detail_ir, detail_vis in zip(pyramid_ir[:-1], pyramid_vis[:-1])
+            for detail_ir, detail_vis in zip(pyramid_ir[:-1], pyramid_vis[:-1], strict=True)
         ]
         fused_pyramid.append((pyramid_ir[-1] + pyramid_vis[-1]) / 2.0)
         weights = (np.abs(pyramid_vis[0]) >= np.abs(pyramid_ir[0])).astype(np.float64)
@@ -257,11 +257,12 @@ def fuse_gff(
         bases = [
             cv2.blur(image, (average_size, average_size), borderType=cv2.BORDER_REPLICATE) for image in sources
         ]
-        layers = ((bases, base_radius, base_eps), ([s - b for s, b in zip(sources, bases)], detail_radius, detail_eps))
+        layers = ((bases, base_radius, base_eps), ([s - b for s, b in zip(sources, bases, strict=True)],
+                                                   detail_radius, detail_eps))
         fused = np.zeros_like(sources[0])
         visible_base_share = None
         for components, radius, eps in layers:
-            refined = [_guided_filter(src, mask, radius, eps) for src, mask in zip(sources, masks)]
+            refined = [_guided_filter(src, mask, radius, eps) for src, mask in zip(sources, masks, strict=True)]
             total = refined[0] + refined[1]
             degenerate = np.abs(total) < 1e-6
             visible_share = np.where(degenerate, 0.5, refined[1] / np.where(degenerate, 1.0, total))

@@ -324,7 +324,7 @@ class _ShardWriter:
         return self.shards
 
     def _flush(self, n: int) -> None:
-        x, y, src = (np.concatenate(parts) for parts in zip(*self.buf))
+        x, y, src = (np.concatenate(parts) for parts in zip(*self.buf, strict=True))
         rest = (x[n:], y[n:], src[n:])
         self.buf, self.buffered = ([rest] if len(rest[1]) else []), len(rest[1])
         perm = self.rng.permutation(n)

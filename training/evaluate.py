@@ -161,7 +161,10 @@ def _read(path: Path, role: str) -> np.ndarray:
         # 16-bit or float frames: min–max to 8 bits (metrics and baselines work on 0..255).
         values = image.astype(np.float64)
         low, high = float(values.min()), float(values.max())
-        image = np.zeros(values.shape, np.uint8) if high <= low else np.floor((values - low) * 255.0 / (high - low) + 0.5).astype(np.uint8)
+        if high <= low:
+            image = np.zeros(values.shape, np.uint8)
+        else:
+            image = np.floor((values - low) * 255.0 / (high - low) + 0.5).astype(np.uint8)
     return image
 
 
@@ -317,7 +320,8 @@ def run(args: argparse.Namespace) -> int:
         if args.limit:
             pairs = pairs[: args.limit]
         for index, (name, ir_path, vis_path) in enumerate(pairs):
-            pair_methods = tuple(m for m in methods if m != "seed" or args.seed_limit is None or index < args.seed_limit)
+            seed_allowed = args.seed_limit is None or index < args.seed_limit
+            pair_methods = tuple(m for m in methods if m != "seed" or seed_allowed)
             jobs.append(
                 PairJob(
                     dataset=dataset,
@@ -368,7 +372,8 @@ def _execute(
         problems.extend(outcome.problems)
         if outcome.images is not None and outcome.images["outputs"]:
             images = outcome.images
-            grids.append((job.dataset, job.name, report.sample_grid(images["infrared"], images["visible"], images["outputs"])))
+            grids.append((job.dataset, job.name, report.sample_grid(images["infrared"], images["visible"],
+                                                                    images["outputs"])))
 
     progress = tqdm(total=len(jobs), desc="ivif-eval", unit="pair", file=sys.stderr)
     if workers <= 1:
@@ -497,7 +502,8 @@ def _results_markdown(
         lines += [f"### {dataset}", "", report.markdown_table(means, counts)]
         rivals = [label for label in labels if label != "default" and label in means]
         if "default" in means and rivals:
-            lines += ["Goal check (default vs each other row of this run):", "", report.goal_check(means, "default", rivals)]
+            lines += ["Goal check (default vs each other row of this run):", "", report.goal_check(means, "default",
+                                                                                                   rivals)]
         if dataset in reference:
             merged = dict(reference[dataset])
             downscaled = seed_row if args.seed_max_side else None
@@ -512,14 +518,15 @@ def _results_markdown(
         if getattr(args, "plots", True):
             plot = out / "plots" / f"{dataset}_metrics.png"
             report.bar_charts(means, f"{dataset}: mean of {max(counts.values())} pairs", plot)
-            lines += [f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`.", ""]
+            link = f"![{dataset} metrics]({plot.as_posix()})" if not plot.is_absolute() else f"Bar charts: `{plot}`."
+            lines += [link, ""]
     for dataset, name, grid in grids:
         path = out / "grids" / f"{dataset}_{name.replace('/', '_')}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), grid)
     if grids:
-        lines += [f"Sample grids (inputs, fused images, weight maps): `{out / 'grids'}/` (made from the dataset images, "
-                  "so they are not committed: the datasets' licences forbid redistribution).", ""]
+        lines += [f"Sample grids (inputs, fused images, weight maps): `{out / 'grids'}/` (made from the dataset "
+                  "images, so they are not committed: the datasets' licences forbid redistribution).", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -440,7 +440,7 @@ def viff(source_a: np.ndarray, source_b: np.ndarray, fused: np.ndarray) -> float
     scales_b = _viff_scales(image_b, image_f)
     total = 0.0
     for weight, (vid_a, vind_a, gain_a), (vid_b, vind_b, gain_b) in zip(
-        _VIFF_SCALE_WEIGHTS, scales_a, scales_b
+        _VIFF_SCALE_WEIGHTS, scales_a, scales_b, strict=True
     ):
         take_a = gain_a < gain_b
         vid = np.where(take_a, vid_a, vid_b)

@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 
-def mean_table(rows: Iterable[Mapping[str, object]], methods: Sequence[str]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+def mean_table(rows: Iterable[Mapping[str, object]], methods: Sequence[str]) -> tuple[dict[str, dict[str, float]],
+                                                                                      dict[str, int]]:
     """Mean of every metric and unranked column (NaN ignored) and of ``seconds`` per method, and the pair counts.
 
     Returns:
@@ -72,7 +73,7 @@ def mean_ranks(means: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
         keyed = -values if HIGHER_IS_BETTER[metric] else values.copy()
         keyed[~np.isfinite(keyed)] = np.inf
         rank_sums += rankdata(keyed, method="average")
-    return {method: float(total / len(METRIC_NAMES)) for method, total in zip(methods, rank_sums)}
+    return {method: float(total / len(METRIC_NAMES)) for method, total in zip(methods, rank_sums, strict=True)}
 
 
 def format_value(value: float) -> str:
@@ -134,7 +135,8 @@ def goal_check(means: Mapping[str, Mapping[str, float]], candidate: str, rivals:
     The product goal: better than the seed mode and every classic baseline on at least 8 of the 11
     metrics, including Qabf and Nabf.
     """
-    lines = [f"| {candidate} vs | metrics won (of 11) | Qabf | Nabf | goal (≥ 8 incl. Qabf, Nabf) |", "|---|---|---|---|---|"]
+    lines = [f"| {candidate} vs | metrics won (of 11) | Qabf | Nabf | goal (≥ 8 incl. Qabf, Nabf) |",
+             "|---|---|---|---|---|"]
     for rival in rivals:
         if rival == candidate or rival not in means or candidate not in means:
             continue
@@ -179,7 +181,7 @@ def parse_reference_tables(text: str) -> dict[str, dict[str, dict[str, float]]]:
             continue
         if set("".join(cells)) <= set("-: "):
             continue
-        row = dict(zip(columns, cells))
+        row = dict(zip(columns, cells, strict=False))
         try:
             values = {metric: float(row[metric]) for metric in METRIC_NAMES}
         except (KeyError, ValueError):
@@ -200,7 +202,7 @@ def bar_charts(means: Mapping[str, Mapping[str, float]], title: str, path: Path)
     rows = math.ceil(len(METRIC_NAMES) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
     colours = plt.get_cmap("tab10")(np.arange(len(methods)) % 10)
-    for axis, metric in zip(axes.ravel(), METRIC_NAMES):
+    for axis, metric in zip(axes.ravel(), METRIC_NAMES, strict=False):
         values = [means[method][metric] for method in methods]
         axis.bar(range(len(methods)), values, color=colours)
         axis.set_xticks(range(len(methods)))

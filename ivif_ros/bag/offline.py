@@ -298,7 +298,9 @@ def _plan(
         BagError: Corrupt data, or no pair within the slop.
     """
     stamps: dict[str, list[int]] = {thermal_entry.topic: [], rgb_entry.topic: []}
-    for connection, log_ns, raw in iter_messages(reader, list(thermal_entry.connections + rgb_entry.connections)):
+    for connection, _log_ns, raw in iter_messages(
+        reader, list(thermal_entry.connections + rgb_entry.connections)
+    ):
         stamps[connection.topic].append(header_stamp_ns(raw))
     thermal, rgb = stamps[thermal_entry.topic], stamps[rgb_entry.topic]
     pairs = pair_by_stamp(thermal, rgb, int(options.slop_ms * 1e6))

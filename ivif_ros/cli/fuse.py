@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 
 from ivif_ros.backends.choice import DetectorChoice, add_detector_arguments, choice_from_arguments
+from ivif_ros.cli.options import add_set_argument, config_from_arguments
 from ivif_ros.core.config import FusionConfig
 from ivif_ros.core.errors import FusionInputError
-from ivif_ros.cli.options import add_set_argument, config_from_arguments
 
 __all__ = ["main", "fuse_command"]
 

@@ -58,7 +58,8 @@ class FusionConfig:
     detector_mix: float = setting(
         1.0, "share of the blur detector in the detail weights (rest: local detail energy); 1 = detector only",
         low=0.0, high=1.0, runtime=True)
-    detail_sigma: float = setting(2.0, "Gaussian sigma of the local detail energy, px", low=0.3, high=32.0, runtime=True)
+    detail_sigma: float = setting(2.0, "Gaussian sigma of the local detail energy, px", low=0.3, high=32.0,
+                                  runtime=True)
     detail_gain: float = setting(1.0, "multiplier of the fused detail layer", low=0.0, high=10.0, runtime=True)
     output_stretch: float = setting(
         0.5, "percent of darkest/brightest fused pixels saturated by the final linear stretch; 0 = off",

@@ -128,7 +128,8 @@ def enhance_luminance(
     radius = max(1, int(math.floor(radius_fraction * max(height, width))))
     subsample = max(1, radius // 4)
     normalised = image * ops.scalar(1.0 / 255.0)
-    base = ops.clip_min(fast_guided_filter(normalised, normalised, radius, eps, subsample, ops) * ops.scalar(255.0), 0.0)
+    base = ops.clip_min(fast_guided_filter(normalised, normalised, radius, eps, subsample, ops) * ops.scalar(255.0),
+                        0.0)
     log_image = ops.log(image + ops.scalar(1.0))
     log_base = ops.log(base + ops.scalar(1.0))
     detail = log_image - log_base

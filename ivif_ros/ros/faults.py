@@ -31,6 +31,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from ivif_ros import topics
 from ivif_ros.core.image_header import PNG_SIGNATURE
 from ivif_ros.core.synthetic import synthetic_pair
 from ivif_ros.ros.conversions import array_to_image
@@ -103,9 +104,9 @@ class Injector:
         self.diagnostics: list[tuple[float, DiagnosticStatus]] = []
         self.debug_frames = 0
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(Image, "fused/image", self._on_fused, out_qos)
-        self.node.create_subscription(Image, "debug/side_by_side", self._on_debug, out_qos)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+        self.node.create_subscription(Image, topics.FUSED_TOPIC, self._on_fused, out_qos)
+        self.node.create_subscription(Image, topics.DEBUG_TOPIC, self._on_debug, out_qos)
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS_TOPIC, self._on_diagnostics, 50)
         self.parameters = AsyncParameterClient(self.node, self.node_name)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)

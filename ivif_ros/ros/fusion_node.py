@@ -167,7 +167,7 @@ class FusionNode(Node):
         self._stop = threading.Event()
         self._worker = self._start_worker()
         self.create_timer(min(1.0, self._stall_timeout / 2), self._guarded("watchdog", self._watchdog))
-        self._guarded("diagnostics", self._publish_diagnostics)()  # ready=true at once
+        self._guarded("publish_diagnostics", self._publish_diagnostics)()  # ready=true at once
 
     # ---- parameters ----------------------------------------------------------------------
     def _param(self, name: str) -> Any:
@@ -378,7 +378,8 @@ class FusionNode(Node):
         """The newest ready pair; around a frame of a new (slow) size, every queued pair in order."""
         requested = self._catch_up_requests
         if self._catching_up or requested != self._catch_up_seen:
-            if not self._catching_up:  # at most what the queues held: a node slower than the cameras goes back to latest
+            # At most what the queues held: a node slower than the cameras goes back to the latest pair.
+            if not self._catching_up:
                 self._catching_up, self._catch_up_left = True, 2 * self._param("queue_size")
             pair = self._sync.pop_oldest()
             self._catch_up_left -= 1

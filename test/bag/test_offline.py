@@ -50,7 +50,7 @@ def test_fuse_topics_counts_and_headers(small_bag: Path, fused: tuple) -> None:
         assert {o.encoding for o in images} == {encoding}
         assert images[0].array.shape[:2] == rgb[0].array.shape[:2]
     weights = np.stack([o.array for o in outputs if o.topic == "/weight_map/image"])
-    assert weights.dtype == np.float32 and 0.0 <= weights.min() and weights.max() <= 1.0
+    assert weights.dtype == np.float32 and weights.min() >= 0.0 and weights.max() <= 1.0
 
     with csv_path.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -62,7 +62,8 @@ def test_fuse_topics_counts_and_headers(small_bag: Path, fused: tuple) -> None:
 
 def test_fuse_limit_copy_inputs_and_slop(small_bag: Path, tmp_path: Path) -> None:
     summary = fuse_bag(
-        small_bag, tmp_path / "out", FuseOptions(limit=2, copy_inputs=True, detector=DetectorChoice(device="cpu")), progress=False
+        small_bag, tmp_path / "out", FuseOptions(limit=2, copy_inputs=True,
+                                                 detector=DetectorChoice(device="cpu")), progress=False
     )
     assert summary.pairs == 2
     assert summary.topics["/fused/image"] == 2 and summary.topics["/rgb/image_raw"] == 8

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ivif_ros.backends.choice import DetectorChoice, create_pipeline
-from ivif_ros.core import FusionConfig, FusionInputError, FusionPipeline, RUNTIME_FIELDS
+from ivif_ros.core import RUNTIME_FIELDS, FusionConfig, FusionInputError, FusionPipeline
 from ivif_ros.core.pipeline import detector_input_size
 from ivif_ros.core.synthetic import synthetic_pair
 
@@ -22,7 +22,7 @@ class TestOutputs:
         result = pipeline(ir, vis)
         assert result.fused.shape == (120, 160, 3) and result.fused.dtype == np.uint8
         assert result.weights.shape == (120, 160) and result.weights.dtype == np.float32
-        assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
+        assert result.weights.min() >= 0.0 and result.weights.max() <= 1.0
         assert result.weights_u8().dtype == np.uint8 and result.weights_colored().shape == (120, 160, 3)
         assert set(result.timings) == {"prepare", "enhance", "detect", "weights", "fuse"}
 
@@ -128,7 +128,7 @@ class TestConfig:
 
     def test_runtime_fields_exist(self):
         names = {f.name for f in dataclasses.fields(FusionConfig)}
-        assert RUNTIME_FIELDS <= names
+        assert names >= RUNTIME_FIELDS
 
     def test_invalid_mode(self):
         with pytest.raises(ValueError, match="mode"):
@@ -144,7 +144,7 @@ def test_seed_mode_small_pair():
     ir, vis = synthetic_pair(64, 64, seed=3)
     result = pipeline(ir, vis)
     assert result.fused.shape == (64, 64, 3)
-    assert 0.0 <= result.weights.min() and result.weights.max() <= 1.0
+    assert result.weights.min() >= 0.0 and result.weights.max() <= 1.0
     gray = result.fused.mean(axis=2)
     assert gray.max() - gray.min() > 100  # Retinex output spans the range
 

@@ -69,7 +69,7 @@ class TestPipelineParity:
         actual = torch_pipe(ir, vis)
         assert torch_pipe._ops("default").name == "torch" and numpy_pipe._ops("default") is NUMPY_OPS
         assert_close_results(expected, actual)
-        assert 0.0 <= actual.weights.min() and actual.weights.max() <= 1.0
+        assert actual.weights.min() >= 0.0 and actual.weights.max() <= 1.0
 
     @pytest.mark.parametrize(
         "changes",
@@ -196,7 +196,8 @@ class TestPrimitives:
         tensors = TORCH.upload(counts[0, 0], "a"), TORCH.upload(counts[1, 0], "b")
         bounds = TORCH.histogram_percentiles(torch.cat(tensors), (0.5, 99.5))
         for k in range(2):
-            assert [bounds[0][k].item(), bounds[1][k].item()] == NUMPY_OPS.histogram_percentiles(counts[k, 0], (0.5, 99.5))
+            expected = NUMPY_OPS.histogram_percentiles(counts[k, 0], (0.5, 99.5))
+            assert [bounds[0][k].item(), bounds[1][k].item()] == expected
 
     @pytest.mark.parametrize("size,mode,flag", [((17, 21), "area", cv2.INTER_AREA), ((64, 80), "area", cv2.INTER_AREA),
                                                 ((300, 200), "linear", cv2.INTER_LINEAR)])
@@ -226,7 +227,8 @@ class TestPrimitives:
     def test_constant_thermal_maps_to_zero(self):
         flat = torch.full((1, 1, 32, 40), 7, dtype=torch.uint8)
         assert torch.count_nonzero(enhance.stretch_thermal(flat, "auto", (0.5, 99.5), ops=TORCH)) == 0
-        assert torch.count_nonzero(enhance.stretch_thermal(flat.to(torch.int32), "percentile", (0.5, 99.5), ops=TORCH)) == 0
+        assert torch.count_nonzero(enhance.stretch_thermal(flat.to(torch.int32), "percentile", (0.5, 99.5),
+                                                           ops=TORCH)) == 0
 
     @pytest.mark.parametrize("bits,method", [(8, "auto"), (16, "auto"), (8, "percentile"), (16, "minmax")])
     def test_thermal_stretch_matches(self, bits, method):
@@ -274,7 +276,6 @@ def test_default_mode_runs_batched_on_torch(numpy_pipe):
     """Frames stacked on the batch axis give each frame's own result (per-frame scalars stay per frame)."""
     from ivif_ros.core.default_mode import fuse_default
 
-    backend = numpy_pipe._detector("default")
     config = FusionConfig(thermal_stretch="percentile")
     pairs = [synthetic_pair(96, 128, seed=s, thermal_bits=16) for s in (1, 2)]
     pairs[1] = (pairs[1][0] // 3, pairs[1][1] // 2)  # different ranges: per-frame bounds must differ

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from dds_helpers import Collector
-from ros_test_helpers import drop_count, large_images_env, run_publisher, start_node, stop_process
 from ivif_ros.backends.choice import create_pipeline
 from ivif_ros.core.pipeline import FusionPipeline
 from ivif_ros.ros.conversions import image_to_array
+
+from dds_helpers import Collector
 from pair_publisher import EPOCH_S, FRAME_ID, frame
+from ros_test_helpers import drop_count, large_images_env, run_publisher, start_node, stop_process
 
 FUSED = "/fused/image"
 
@@ -174,6 +175,7 @@ class TestAutomaticQosFollowing:
         fused = _fused_by_frame(fused_collector)
         assert set(fused) <= set(range(self.COUNT))
         for msg in fused.values():
-            assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("bgr8", self.HEIGHT, self.WIDTH, FRAME_ID)
+            assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("bgr8", self.HEIGHT, self.WIDTH,
+                                                                                  FRAME_ID)
         after_warmup = [k for k in range(self.WARMUP_FRAMES, self.COUNT) if k in fused]
         assert len(after_warmup) >= 0.8 * (self.COUNT - self.WARMUP_FRAMES), (sorted(fused), values)

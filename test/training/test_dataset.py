@@ -8,7 +8,14 @@ import torch
 
 from ivif_ros.models import sobel_features
 from ivif_ros.training.dataset import (
-    DatasetConfig, DatasetError, PatchDataset, block_features, list_images, main, make_dataset, manifest_hash,
+    DatasetConfig,
+    DatasetError,
+    PatchDataset,
+    block_features,
+    list_images,
+    main,
+    make_dataset,
+    manifest_hash,
     split_sources,
 )
 

@@ -53,7 +53,8 @@ def test_end_to_end_baselines_external_reference(tmp_path) -> None:
         infrared = cv2.imread(str(standard / "ir" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
         cv2.imwrite(str(external / f"{name}.png"), cv2.resize(infrared, (32, 24)))  # another size
     reference = tmp_path / "peer.md"
-    header = "| method | " + " | ".join(m if m not in ("CE", "Nabf") else m + "↓" for m in METRIC_NAMES) + " | mean rank |"
+    names = (m if m not in ("CE", "Nabf") else m + "↓" for m in METRIC_NAMES)
+    header = "| method | " + " | ".join(names) + " | mean rank |"
     reference.write_text(
         "# peers\n\n## synth\n" + header + "\n|" + "---|" * 13 + "\n| Peer | " + " | ".join(["1.0"] * 11) + " | 1 |\n"
     )
@@ -146,7 +147,8 @@ class TestReport:
         assert ranks == {"good": 1.5, "twin": 1.5, "bad": 3.0}
 
     def test_parse_peer_reference_layout(self) -> None:
-        text = "## msrs\n| method | " + " | ".join(METRIC_NAMES) + " |\n|---|\n| X | " + " | ".join(["2"] * 11) + " |\n\n26 pairs.\n"
+        header = "## msrs\n| method | " + " | ".join(METRIC_NAMES) + " |\n|---|\n"
+        text = header + "| X | " + " | ".join(["2"] * 11) + " |\n\n26 pairs.\n"
         assert report.parse_reference_tables(text) == {"msrs": {"X": {m: 2.0 for m in METRIC_NAMES}}}
 
     def test_goal_check(self) -> None:

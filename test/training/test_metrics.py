@@ -71,7 +71,8 @@ class TestHandComputed:
         assert metrics.average_gradient(image) == pytest.approx(math.sqrt(10) / 4)
 
     def test_standard_deviation_is_sample(self) -> None:
-        assert metrics.standard_deviation(np.array([[0, 2], [4, 6]], np.uint8)) == pytest.approx(np.std([0, 2, 4, 6], ddof=1))
+        expected = np.std([0, 2, 4, 6], ddof=1)
+        assert metrics.standard_deviation(np.array([[0, 2], [4, 6]], np.uint8)) == pytest.approx(expected)
 
     def test_edge_intensity_of_a_ramp(self) -> None:
         # Horizontal ramp of slope 1: Sobel x-response 8 inside and 4 at the replicated borders (2 of 4 columns).

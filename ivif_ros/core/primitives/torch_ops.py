@@ -442,7 +442,9 @@ class TorchOps:
         cols = _resample_matrix(width, size[1], mode, image.device).to(image.dtype)
         return rows @ image @ cols.t()
 
-    def accumulate_windows(self, values: torch.Tensor, window: int, stride: int, shape: tuple[int, int]) -> torch.Tensor:
+    def accumulate_windows(
+        self, values: torch.Tensor, window: int, stride: int, shape: tuple[int, int]
+    ) -> torch.Tensor:
         """Each window's value added to every pixel it covers, for (B, 1, nh, nw) values."""
         if window % stride:
             raise ValueError(f"window {window} must be a multiple of stride {stride}")
