@@ -387,7 +387,7 @@ class FusionNode(Node):
                 self._catching_up = False
                 self._catch_up_seen = requested
             return pair
-        return self._sync.pop_latest()
+        return self._sync.pop_next(self._param("max_backlog"))
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -192,9 +192,22 @@ class ApproximateSynchronizer:
         """
         return self._pop(oldest=True)
 
-    def _pop(self, oldest: bool) -> SyncedPair | None:
+    def pop_next(self, max_behind: int) -> SyncedPair | None:
+        """Take the oldest ready pair while at most `max_behind` pairs are ready, else the newest.
+
+        A consumer that is briefly late (a scheduling hiccup) then loses no pair, and one that is
+        slower than the cameras still skips to the newest pair, so its latency stays bounded.
+
+        Returns:
+            The pair, or None when no pair is ready yet.
+        """
+        return self._pop(oldest=True, max_behind=max_behind)
+
+    def _pop(self, oldest: bool, max_behind: int | None = None) -> SyncedPair | None:
         with self._lock:
             self._prune_unpairable()
+            if max_behind is not None:
+                oldest = self._ready_count() <= max_behind
             best = self._best_ready_pair(oldest)
             if best is None:
                 return None
@@ -275,6 +288,16 @@ class ApproximateSynchronizer:
         both_caught_up = second.newest_seen_ns >= stamp_first and first.newest_seen_ns >= stamp_second
         moved_on = max(first.newest_seen_ns, second.newest_seen_ns) > max(stamp_first, stamp_second) + self._slop_ns
         return both_caught_up or moved_on
+
+    def _ready_count(self) -> int:
+        """How many messages of the first stream have a ready partner."""
+        first, second = self._streams
+        count = 0
+        for stamp_first in first.stamps:
+            index_second = self._nearest(1, stamp_first)
+            if index_second is not None and self._is_ready(stamp_first, second.stamps[index_second]):
+                count += 1
+        return count
 
     def _best_ready_pair(self, oldest: bool = False) -> tuple[int, int] | None:
         """Indices of the ready pair with the newest (or oldest) older stamp, then the smallest gap."""

@@ -68,3 +68,19 @@ def test_pop_oldest_returns_queued_pairs_in_order() -> None:
     assert [sync.pop_oldest().first_stamp_ns for _ in range(5)] == [k * 100 * MS for k in range(1, 6)]
     assert sync.pop_oldest() is None
     assert sum(sum(c.values()) for c in sync.drops().values()) == 0
+
+
+def test_pop_next_fuses_a_short_backlog_in_order_and_skips_a_long_one() -> None:
+    sync = _sync()
+    for k in range(1, 4):  # three pairs ready, one more message after them makes the last one ready
+        _add_pair(sync, k * 100 * MS)
+    sync.add(0, 400 * MS, "t400")
+    taken = [sync.pop_next(max_behind=3).first_stamp_ns for _ in range(3)]
+    assert taken == [100 * MS, 200 * MS, 300 * MS] and _drops(sync, "stale") == 0
+
+    for k in range(5, 10):  # five ready pairs behind: more than the allowed backlog of 2
+        _add_pair(sync, k * 100 * MS)
+    sync.add(1, 400 * MS, "r400")
+    sync.add(0, 1000 * MS, "t1000")
+    assert sync.pop_next(max_behind=2).first_stamp_ns == 900 * MS
+    assert _drops(sync, "stale") > 0
