@@ -29,6 +29,7 @@ from ivif_ros.ros.transport_topics import camera_info_topic, transport_topic
 
 from pair_publisher import FRAME_ID, frame, header
 
+# Colour of each mosaic position (row parity, column parity) per ROS Bayer encoding.
 BAYER_PATTERNS = {
     "bayer_rggb8": (("r", "g"), ("g", "b")),
     "bayer_bggr8": (("b", "g"), ("g", "r")),

@@ -3,17 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from camera_publisher import BAYER_PATTERNS, CHANNEL
 
 from ivif_ros.ros.conversions import ConversionError, array_to_image, image_to_array, to_bgr
-
-# Colour of each mosaic position (row parity, column parity) per ROS Bayer encoding.
-BAYER_PATTERNS = {
-    "bayer_rggb8": (("r", "g"), ("g", "b")),
-    "bayer_bggr8": (("b", "g"), ("g", "r")),
-    "bayer_gbrg8": (("g", "b"), ("r", "g")),
-    "bayer_grbg8": (("g", "r"), ("b", "g")),
-}
-CHANNEL = {"b": 0, "g": 1, "r": 2}
 
 
 def smooth_bgr(height: int = 48, width: int = 64) -> np.ndarray:
