@@ -132,15 +132,19 @@ def test_duplicated_pair_gives_one_output(raw_node: RunningNode) -> None:
     assert _wait_drops(raw_node, "duplicate", 1), _fresh_status(raw_node)
 
 
-def test_out_of_order_pair_is_counted(raw_node: RunningNode) -> None:
+def test_out_of_order_pair_is_counted_or_fused_in_order(raw_node: RunningNode) -> None:
     def late() -> int:  # after its successor was taken: out_of_order; while still queued: stale or unpaired
         return sum(_drops(raw_node, reason) for reason in ("out_of_order", "stale", "unpaired"))
+
+    def both_fused_once() -> bool:  # still queued within max_backlog: the pairs are fused in stamp order
+        injector = raw_node.injector
+        return injector.outputs_for(first) == 1 and injector.outputs_for(first + injector.period_ns) == 1
 
     before = late()
     RAW_FAULTS["out_of_order"](raw_node.injector)
     first = raw_node.injector.clock_ns - raw_node.injector.period_ns
     _assert_alive_and_fusing(raw_node)
-    assert raw_node.injector.wait_for(lambda: late() >= before + 1, 10), str(
+    assert raw_node.injector.wait_for(lambda: late() >= before + 1 or both_fused_once(), 10), str(
         (before, raw_node.injector.outputs_for(first),
          raw_node.injector.outputs_for(first + raw_node.injector.period_ns),
          {k: v for k, v in _fresh_status(raw_node)[2].items() if k.startswith(("drops", "sync", "worker"))}))
