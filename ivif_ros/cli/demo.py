@@ -119,11 +119,17 @@ def demo(args: argparse.Namespace) -> int:
     sent_at: dict[int, tuple[str, float]] = {}
     received: dict[str, list] = {"fused": [], "colored": []}
     ready = threading.Event()
+    node_status: dict[str, str] = {}  # the node's latest /diagnostics key/values
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
-            is_ready = any(kv.key == "ready" and kv.value == "true" for kv in status.values)
-            if status.name.endswith(": fusion") and is_ready:
+            if not status.name.endswith(": fusion"):
+                continue
+            values = {kv.key: kv.value for kv in status.values}
+            with lock:
+                node_status.clear()
+                node_status.update(values)
+            if values.get("ready") == "true":
                 ready.set()
 
     def on_output(kind: str, msg: Image) -> None:
@@ -183,12 +189,17 @@ def demo(args: argparse.Namespace) -> int:
 
     with lock:
         fused, colored = list(received["fused"]), list(received["colored"])
+        status = dict(node_status)
     for prefix, items in (("fused", fused), ("weights", colored)):
         for name, _, image in items:
             cv2.imwrite(str(out / f"{prefix}_{name}.png"), image)
     print(f"source: {source}")
     print(f"sent {total} pairs, received {len(fused)} fused frames ({total - len(fused)} dropped or lost), "
           f"written to {out}/")
+    drops = {key.removeprefix("drops_"): value for key, value in status.items()
+             if key.startswith("drops_") and key != "drops_total" and value != "0"}
+    print("node drops: " + (", ".join(f"{reason} {count}" for reason, count in sorted(drops.items())) or "none")
+          + (f"; processing p50 {status['processing_ms_p50']} ms" if "processing_ms_p50" in status else ""))
     if not fused:
         print(f"error: no fused frame arrived; see {log_path}", file=sys.stderr)
         return 1

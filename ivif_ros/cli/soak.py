@@ -49,6 +49,15 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _describe_loss(index: int, fault_positions: list[tuple[int, str]]) -> str:
+    """``"good pair 1234, 3 after camera_silent"`` (or ``"before any fault"``)."""
+    before = [(position, name) for position, name in fault_positions if position <= index]
+    if not before:
+        return f"good pair {index}, before any fault"
+    position, name = before[-1]
+    return f"good pair {index}, {index - position} after {name}"
+
+
 def _markdown(report: dict[str, Any]) -> str:
     drops = ", ".join(f"{reason} {count}" for reason, count in sorted(report["drops"].items())) or "none"
     rows = [
@@ -57,6 +66,7 @@ def _markdown(report: dict[str, Any]) -> str:
         ("faults injected", f"{report['faults_injected']} ({', '.join(report['fault_kinds'])})"),
         ("good pairs sent / fused", f"{report['good_sent']} / {report['good_fused']} "
                                     f"({report['good_not_fused']} not fused)"),
+        ("good pairs not fused", "; ".join(report["good_lost"][:20]) or "none"),
         ("drops by reason (node)", drops),
         ("node RSS after warm-up → end", f"{report['rss_after_warmup_mb']:.0f} → {report['rss_end_mb']:.0f} MiB "
                                          f"(growth {report['rss_growth_mb']:+.0f} MiB, "
@@ -101,6 +111,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                         namespace=namespace)
     faults = [name for name in RAW_FAULTS if name not in args.skip_faults]
     injected: list[str] = []
+    fault_positions: list[tuple[int, str]] = []  # (good pairs sent before it, fault name)
     rss_samples: list[float] = []
     rss_after_warmup = rss_end = float("nan")
     status = None
@@ -113,6 +124,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         for k in range(args.pairs):
             if k and args.fault_every and k % args.fault_every == 0 and faults:
                 name = faults[len(injected) % len(faults)]
+                fault_positions.append((len(injector.good_sent_at), name))
                 RAW_FAULTS[name](injector)
                 injected.append(name)
                 next_time = time.monotonic()
@@ -142,19 +154,21 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 node.kill()
     values = status[2] if status else {}
     latencies = []
-    not_fused = 0
-    for stamp, sent in injector.good_sent_at:
+    lost: list[str] = []  # each good pair not fused: its index and the fault before it
+    for index, (stamp, sent) in enumerate(injector.good_sent_at):
         arrived = injector.first_arrival(stamp, sent)
         if arrived is None:
-            not_fused += 1
+            lost.append(_describe_loss(index, fault_positions))
         else:
             latencies.append((arrived - sent) * 1e3)
+    not_fused = len(lost)
     drops = {key.removeprefix("drops_"): int(value) for key, value in values.items()
              if key.startswith("drops_") and key != "drops_total"}
     report = {
         "pairs": args.pairs, "width": args.width, "height": args.height, "rate_hz": args.rate,
         "fault_every": args.fault_every, "faults_injected": len(injected), "fault_kinds": sorted(set(injected)),
         "good_sent": len(injector.good_sent_at), "good_fused": len(latencies), "good_not_fused": not_fused,
+        "good_lost": lost,
         "drops": drops,
         "rss_after_warmup_mb": rss_after_warmup, "rss_end_mb": rss_end,
         "rss_growth_mb": rss_end - rss_after_warmup, "rss_max_mb": float(np.nanmax(rss_samples + [rss_end])),
