@@ -104,7 +104,10 @@ def demo(args: argparse.Namespace) -> int:
     log_path = out / "fusion_node.log"
     height, width = frames[0][2].shape[:2]
     command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args", "--params-file", str(config),
-               "-p", f"queue_size:={max(2, args.queue)}", "-p", f"warmup_size:=[{float(width)}, {float(height)}]"]
+               "-p", f"queue_size:={max(2, args.queue)}", "-p", f"warmup_size:=[{float(width)}, {float(height)}]",
+               # A replay wants every pair: the node may fall the whole queue behind and catch up in
+               # order (a live robot keeps the default max_backlog, which bounds latency instead).
+               "-p", f"max_backlog:={max(2, args.queue)}"]
     with open(log_path, "w") as log:
         node_process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(
@@ -129,7 +132,7 @@ def demo(args: argparse.Namespace) -> int:
             with lock:
                 node_status.clear()
                 node_status.update(values)
-            if values.get("ready") == "true":
+            if values.get("ready") == "true" and values.get("fused_subscribers", "0") != "0":
                 ready.set()
 
     def on_output(kind: str, msg: Image) -> None:
@@ -151,9 +154,9 @@ def demo(args: argparse.Namespace) -> int:
     spinner.start()
     try:
         deadline = time.monotonic() + args.timeout
-        # Ready = warmed at the frame size (reported on /diagnostics) and both inputs subscribed.
-        while not ready.is_set() or min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count(),
-                                        node.count_publishers(topics.FUSED_TOPIC)) == 0:
+        # Ready = warmed at the frame size, both inputs subscribed and the node's fused publisher matched
+        # to this demo's subscription (both seen from the node's side, on /diagnostics).
+        while not ready.is_set() or min(thermal_pub.get_subscription_count(), rgb_pub.get_subscription_count()) == 0:
             if node_process.poll() is not None or time.monotonic() > deadline:
                 print(f"error: fusion_node did not come up; see {log_path}", file=sys.stderr)
                 return 1
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=30, help="synthetic pairs when LLVIP is absent")
     parser.add_argument("--height", type=int, default=512, help="synthetic frame height")
     parser.add_argument("--width", type=int, default=640, help="synthetic frame width")
-    parser.add_argument("--queue", type=int, default=10, help="synchroniser queue length of the node")
+    parser.add_argument("--queue", type=int, default=10,
+                        help="synchroniser queue length of the node, also its max_backlog (default 10)")
     parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..101)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the node to start")
     args = parser.parse_args(argv)

@@ -162,12 +162,15 @@ class Injector:
         return condition()
 
     def wait_ready(self, timeout: float = 90.0, alive: Callable[[], bool] = lambda: True) -> bool:
-        """The node reported ready on /diagnostics and subscribes both streams of the configured transports."""
+        """The node reported ready on /diagnostics, subscribes both streams of the configured transports
+        and its fused publisher has matched this injector's subscription (else the first pairs would be
+        fused for nobody)."""
 
         def ready() -> bool:
             status = self.latest_status()
             matched = all(self._publisher(s).get_subscription_count() > 0 for s in ("thermal", "rgb"))
-            return matched and status is not None and status[2].get("ready") == "true"
+            return (matched and status is not None and status[2].get("ready") == "true"
+                    and status[2].get("fused_subscribers", "0") != "0")
 
         return self.wait_for(lambda: ready() or not alive(), timeout) and alive()
 

@@ -642,6 +642,7 @@ class FusionNode(Node):
             "slop_s": self._param("slop"),
             "ready": "true",
             "worker_restarts": self._worker_restarts,
+            "fused_subscribers": self._fused_pub.get_subscription_count(),
             "sync_resets": self._sync.resets,
         }
         if self._worker_restarts:
