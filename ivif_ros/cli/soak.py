@@ -10,6 +10,7 @@ profile used (the Fast DDS large-image profile for both processes unless ``--no-
     ivif-soak                                     # 10,000 pairs, ~6 min
     ivif-soak --pairs 1000 --out soak_out
     ivif-soak --pairs 2000 --no-profile           # Fast DDS defaults: losses show as transport_lost
+    ivif-soak --pairs 3000 -p max_backlog:=0      # node parameters as ros2 run's -p (or --params-file)
 """
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def _markdown(report: dict[str, Any]) -> str:
         ("latency p50 / p99 (publish → fused received)",
          f"{report['latency_ms_p50']:.1f} / {report['latency_ms_p99']:.1f} ms"),
         ("node alive at the end", str(report["node_alive"])),
+        ("node parameters (beyond the defaults)", ", ".join(report["node_parameters"]) or "none"),
         ("DDS profile, publisher QoS", f"{report['dds_profile']}, {report['publisher_qos']}"),
         ("wall time", f"{report['wall_s']:.0f} s"),
         ("machine", report["machine"]),
@@ -104,6 +106,10 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     namespace = f"/soak_{os.getpid()}"  # other nodes in the same domain cannot interfere
     command = [sys.executable, "-m", "ivif_ros.ros.fusion_node", "--ros-args", "-r", f"__ns:={namespace}",
                "-p", f"warmup_size:=[{float(args.width)}, {float(args.height)}]"]
+    if args.params_file:
+        command += ["--params-file", str(args.params_file)]
+    for assignment in args.param:
+        command += ["-p", assignment]
     with open(log_path, "w") as log:
         node = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"fusion_node pid {node.pid}, domain {domain_id}, DDS profile: {profile_text}, log {log_path}", flush=True)
@@ -176,6 +182,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms_p50": float(np.percentile(latencies, 50)) if latencies else float("nan"),
         "latency_ms_p99": float(np.percentile(latencies, 99)) if latencies else float("nan"),
         "node_alive": alive, "last_status": {"level": status[0], "message": status[1]} if status else None,
+        "node_parameters": ([f"--params-file {args.params_file}"] if args.params_file else []) + list(args.param),
         "dds_profile": profile_text, "publisher_qos": "best effort" if args.best_effort else "reliable",
         "wall_s": time.monotonic() - start,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
@@ -202,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Fast DDS defaults instead of the large-image profile")
     parser.add_argument("--best-effort", action="store_true",
                         help="publish best effort (sensor-data QoS) instead of reliable")
+    parser.add_argument("--params-file", help="node parameter file (default: the node's built-in defaults)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="a node parameter, as ros2 run's -p (repeatable), e.g. -p max_backlog:=4")
     parser.add_argument("--out", default="soak_out", help="folder for soak.json, soak.md and the node log")
     parser.add_argument("--domain-id", type=int, default=0, help="ROS domain (default: random 1..101)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node to be ready")
