@@ -12,8 +12,9 @@ thermal stretch → optional §3 enhancement of either source → detector on th
   (+ ``base_complement`` of the darker base), detail layers by the weight map;
 
 → percentile output stretch. The thermal stretch and output stretch bounds pass through
-``normalise`` (the stream mode's temporal smoothing). The caller (``FusionPipeline``) converts
-colour and moves frames.
+``normalise``, and in stream mode the stretched thermal, the visible luminance and the fused
+luminance are mapped by ``tone`` curves anchored to their smoothed quantiles (``core.temporal``).
+The caller (``FusionPipeline``) converts colour and moves frames.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from . import enhance, fusion, multiscale, weight_map
 from .config import FusionConfig
+from .temporal import TONE_PERCENTILES
 
 __all__ = ["fuse_default"]
 
@@ -29,6 +31,8 @@ __all__ = ["fuse_default"]
 Detect = Callable[[Any, Any, float], tuple[Any, tuple[int, int], int, int]]
 #: ``normalise(name, bounds) -> bounds``: the bounds a frame's stretch ``name`` uses (identity for stills).
 Normalise = Callable[[str, Any], Any]
+#: ``tone(name, knots) -> (knots, smoothed knots) | None``: a frame's anchored tone curve (None = as is).
+Tone = Callable[[str, list[Any]], Any]
 
 
 def _unchanged(name: str, bounds: Any) -> Any:
@@ -37,7 +41,7 @@ def _unchanged(name: str, bounds: Any) -> Any:
 
 def fuse_default(
     ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig, detect: Detect, clock: Any,
-    normalise: Normalise = _unchanged,
+    normalise: Normalise = _unchanged, tone: Tone | None = None,
 ) -> tuple[Any, Any]:
     """Fused luminance (float32 0..255) and weight map (visible share 0..1) of one frame.
 
@@ -49,10 +53,14 @@ def fuse_default(
         detect: runs the detector (see ``Detect``).
         clock: stage clock of ``ops`` (laps ``enhance``, ``detect``, ``weights``, ``fuse``).
         normalise: maps this frame's ``"thermal"`` and ``"output"`` stretch bounds to the ones used.
+        tone: stream mode's tone anchoring of ``"thermal"``, ``"visible"`` and ``"output"``; None = stills.
     """
     bounds = enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles, ops)
     bounds = normalise("thermal", bounds)
     thermal_lum = enhance.apply_bounds(thermal, *bounds, ops=ops)
+    if tone is not None:
+        thermal_lum = _anchored(ops, "thermal", thermal_lum, tone)
+        visible_lum = _anchored(ops, "visible", visible_lum, tone)
     if config.thermal_enhance > 0:
         thermal_lum = _partly_enhanced(ops, thermal_lum, config.thermal_enhance, config)
     if config.visible_enhance > 0:
@@ -71,14 +79,23 @@ def fuse_default(
         clock.lap("weights")
         fused, weights = multiscale.pyramid_fuse(
             visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
-            config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain, ops=ops,
+            config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain,
+            config.selection_bias, config.base_bias, ops=ops,
         )
     else:
         weights, fused = _two_scale(ops, visible_lum, thermal_lum, weights, config, clock)
     output_bounds = normalise("output", fusion.stretch_bounds(fused, config.output_stretch, ops))
     fused = fusion.apply_stretch(fused, output_bounds, ops)
+    if tone is not None:
+        fused = _anchored(ops, "output", fused, tone)
     clock.lap("fuse")
     return fused, weights
+
+
+def _anchored(ops: Any, name: str, luminance: Any, tone: Tone) -> Any:
+    """``luminance`` mapped from its quantiles to the stream's smoothed ones (unchanged when ``tone`` says so)."""
+    curve = tone(name, ops.percentiles(luminance, TONE_PERCENTILES, step=2))
+    return luminance if curve is None else ops.interp(luminance, *curve)
 
 
 def _two_scale(

@@ -1,20 +1,29 @@
 """Temporal smoothing of a stream's normalisation statistics (the fusion itself stays per frame).
 
 Per-frame normalisation (the thermal stretch bounds, the final percentile stretch) turns every
-exposure or gain change of the cameras into a jump of the fused stream. ``StreamNormaliser`` keeps
-each pair of bounds as an exponential moving average over the frames of one stream and starts
-afresh on a scene cut (the visible thumbnail or the thermal bounds change abruptly) or a size
-change. Only scalars are smoothed, never pixels, so moving objects are not smeared.
+exposure or gain change of the cameras into a jump of the fused stream, and a camera's automatic
+gain control (AGC) reshapes its histogram nonlinearly from one frame to the next. ``StreamNormaliser``
+keeps each pair of bounds, and each tone curve's knots (an image's quantiles, ``TONE_PERCENTILES``),
+as an exponential moving average over the frames of one stream; a frame is then mapped by the
+piecewise-linear curve from its own quantiles to the smoothed ones (histogram anchoring: a static
+scene keeps its grey levels whatever curve the AGC applied). Everything starts afresh on a scene cut
+(the visible thumbnail changes abruptly) or a size change. Only statistics are smoothed, never
+pixels, so moving objects are not smeared.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["StreamNormaliser", "THUMBNAIL_SIZE"]
+__all__ = ["StreamNormaliser", "THUMBNAIL_SIZE", "TONE_PERCENTILES"]
 
 #: (height, width) of the visible thumbnail compared between frames.
 THUMBNAIL_SIZE = (24, 32)
+#: Percentiles that are the knots of the anchored tone curves (0 and 100: no tail is clipped).
+TONE_PERCENTILES = (0.0, 0.5, 2.0, 10.0, 25.0, 50.0, 75.0, 90.0, 98.0, 99.5, 100.0)
+_P10, _MEDIAN, _P90 = (TONE_PERCENTILES.index(p) for p in (10.0, 50.0, 90.0))
+#: Smallest step between consecutive knots of a tone curve (grey levels or raw units).
+_KNOT_STEP = 1e-3
 
 
 class StreamNormaliser:
@@ -34,6 +43,7 @@ class StreamNormaliser:
         self.smoothing = smoothing
         self.scene_cut = scene_cut
         self._bounds: dict[str, tuple[float, float]] = {}
+        self._curves: dict[str, np.ndarray] = {}
         self._shape: tuple[int, ...] | None = None
         self._thumbnail: np.ndarray | None = None
         self.cuts = 0
@@ -41,6 +51,7 @@ class StreamNormaliser:
     def reset(self) -> None:
         """Forget the history (the next frame is normalised on its own)."""
         self._bounds.clear()
+        self._curves.clear()
         self._thumbnail = None
         self._shape = None
 
@@ -62,6 +73,7 @@ class StreamNormaliser:
             if self._shape is not None:
                 self.cuts += 1
             self._bounds.clear()
+            self._curves.clear()
         self._shape = shape
         self._thumbnail = thumbnail
         return fresh
@@ -75,3 +87,35 @@ class StreamNormaliser:
             high = keep * previous[1] + (1.0 - keep) * high
         self._bounds[name] = (low, high)
         return low, high
+
+    def curve(
+        self, name: str, knots: list[float], spread_limit: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The tone curve of statistic ``name`` for this frame: (its knots, the smoothed knots).
+
+        Args:
+            knots: this frame's quantiles at ``TONE_PERCENTILES`` (made strictly increasing here).
+            spread_limit: names of curves (of this frame, same units) whose larger spread (10–90 %
+                range of the smoothed knots) the result's spread may not exceed: the smoothed knots
+                are then compressed about their median.
+
+        Returns:
+            (x, y) knots of the piecewise-linear map, or None when the frame stays as it is (first
+            frame of a scene or no smoothing, and no compression).
+        """
+        steps = np.arange(len(knots)) * _KNOT_STEP
+        current = np.maximum.accumulate(np.asarray(knots, np.float64) - steps) + steps
+        previous = self._curves.get(name)
+        fresh = previous is None or self.smoothing <= 0 or previous.shape != current.shape
+        target = current if fresh else self.smoothing * previous + (1.0 - self.smoothing) * current
+        self._curves[name] = target
+        limits = [_spread(self._curves[other]) for other in spread_limit if other in self._curves]
+        if limits and _spread(target) > max(limits):
+            middle = target[_MEDIAN]
+            return current, middle + (target - middle) * (max(limits) / _spread(target))
+        return None if fresh else (current, target)
+
+
+def _spread(knots: np.ndarray) -> float:
+    """10–90 % range of a tone curve's knots."""
+    return float(knots[_P90] - knots[_P10])

@@ -159,6 +159,11 @@ class NumpyOps:
         cv2.copyTo(if_true, np.ascontiguousarray(condition).view(np.uint8), out)
         return out
 
+    def interp(self, image: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
+        """Piecewise-linear tone curve through (``knots``[i], ``values``[i]) (``knots`` increasing),
+        constant beyond the ends; float32."""
+        return np.interp(image, knots, values).astype(np.float32)
+
     def resize(self, image: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
         """To ``size`` = (height, width): ``"area"`` (``INTER_AREA``) or ``"linear"`` (``INTER_LINEAR``)."""
         if image.shape[-2:] == tuple(size):
