@@ -42,6 +42,40 @@ class TestStreamNormaliser:
         assert not normaliser.begin_frame(np.full((24, 32), 205.0, np.float32))
         assert normaliser.smooth("x", 60.0, 90.0) == pytest.approx((51.0, 81.0))
 
+    def test_tone_curve_anchors_to_the_smoothed_quantiles(self) -> None:
+        normaliser = StreamNormaliser(smoothing=0.75, scene_cut=30.0)
+        normaliser.begin_frame(np.zeros((8, 8), np.float32))
+        knots = [0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 150.0, 200.0, 240.0, 250.0, 255.0]
+        assert normaliser.curve("t", knots) is None  # first frame of the scene: as it is
+        normaliser.begin_frame(np.zeros((8, 8), np.float32))
+        brighter = [k + 20.0 for k in knots]
+        source, target = normaliser.curve("t", brighter)
+        np.testing.assert_allclose(source, brighter)
+        np.testing.assert_allclose(target, [k + 5.0 for k in knots])  # 0.75 · old + 0.25 · new
+        normaliser.begin_frame(np.full((8, 8), 200.0, np.float32))  # scene cut: history dropped
+        assert normaliser.curve("t", brighter) is None
+
+    def test_tone_curve_knots_are_made_increasing(self) -> None:
+        normaliser = StreamNormaliser(smoothing=0.5, scene_cut=30.0)
+        normaliser.begin_frame(np.zeros((8, 8), np.float32))
+        normaliser.curve("t", [0.0] * 5 + [255.0] * 6)  # a two-level image: repeated quantiles
+        normaliser.begin_frame(np.zeros((8, 8), np.float32))
+        source, target = normaliser.curve("t", [10.0] * 5 + [200.0] * 6)
+        assert (np.diff(source) > 0).all() and (np.diff(target) > 0).all()
+
+    def test_output_spread_is_capped_by_the_inputs(self) -> None:
+        normaliser = StreamNormaliser(smoothing=0.8, scene_cut=30.0)
+        normaliser.begin_frame(np.zeros((8, 8), np.float32))
+        narrow = [0.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 180.0, 200.0, 255.0]  # 10-90 %: 80
+        normaliser.curve("thermal", narrow)
+        normaliser.curve("visible", [v * 0.5 for v in narrow])
+        wide = [0.0, 5.0, 10.0, 20.0, 60.0, 128.0, 190.0, 240.0, 250.0, 252.0, 255.0]  # 10-90 %: 220
+        source, target = normaliser.curve("output", wide, ("thermal", "visible"))
+        np.testing.assert_allclose(source, wide)
+        assert target[7] - target[3] == pytest.approx(80.0)
+        assert target[5] == pytest.approx(128.0)  # compressed about the median
+        assert normaliser.curve("other", wide, ("missing",)) is None
+
     def test_no_smoothing_passes_bounds_through(self) -> None:
         normaliser = StreamNormaliser(smoothing=0.0, scene_cut=30.0)
         normaliser.begin_frame(np.zeros((8, 8), np.float32))
@@ -108,3 +142,38 @@ def test_stills_are_independent_of_order(pipelines) -> None:
     first = stills(ir_b, vis_b).fused
     stills(ir_a, vis_a)
     np.testing.assert_array_equal(stills(ir_b, vis_b).fused, first)
+
+
+def test_thermal_agc_curves_do_not_make_a_static_scene_flicker(pipelines) -> None:
+    """Static scene; the thermal camera's AGC applies a different nonlinear curve (gamma and offset)
+    to every frame, as LLVIP's camera does: the stream's anchored tone curves keep the fused frames
+    nearly constant, where stills follow every curve."""
+    stream, stills = pipelines
+    stream.reset_stream()
+    ir, vis = synthetic_pair(96, 128, seed=11, color=True)
+    scene = np.clip(ir - 40.0 + np.linspace(0.0, 80.0, 128)[None, :], 0, 255) / 255.0  # a broad histogram
+    rng = np.random.default_rng(3)
+    outputs = {"stream": [], "stills": [], "thermal": []}
+    for _ in range(16):
+        gamma, offset = rng.uniform(0.5, 1.8), rng.uniform(0.0, 60.0)
+        frame = (offset + (255.0 - offset) * scene**gamma).astype(np.uint8)
+        outputs["thermal"].append(frame.astype(np.float64))
+        for name, pipeline in (("stream", stream), ("stills", stills)):
+            outputs[name].append(_luma(pipeline(frame, vis).fused))
+    change = {name: np.mean([np.abs(b - a).mean() for a, b in zip(frames[4:], frames[5:])])
+              for name, frames in outputs.items()}
+    assert change["stream"] < 0.3 * change["stills"], change
+    assert change["stream"] < 0.1 * change["thermal"], change
+
+
+def test_stream_output_is_no_more_contrasted_than_its_inputs(pipelines) -> None:
+    stream, stills = pipelines
+    stream.reset_stream()
+    ir, vis = synthetic_pair(96, 128, seed=12, color=False)
+    vis = (64 + vis * 0.25).astype(np.uint8)  # a flat visible: the stills output is far more contrasted
+    ir = (90 + ir * 0.3).astype(np.uint8)
+    for _ in range(3):
+        fused = stream(ir, vis).fused.astype(np.float64)
+    spread = {name: np.subtract(*np.percentile(image, [90, 10])) for name, image in
+              (("fused", fused), ("stills", stills(ir, vis).fused), ("ir", ir * 255.0 / np.ptp(ir)), ("vis", vis))}
+    assert spread["fused"] <= 1.05 * max(spread["ir"], spread["vis"]) < spread["stills"], spread
