@@ -78,10 +78,12 @@ class FusionConfig:
         4.0, "0 = hard selection where the bands disagree, else the sharpness s of sigmoid(s*log(E_vis/E_ir))",
         low=0.0, high=100.0, runtime=True)
     selection_bias: float = setting(
-        0.1, "pyramid: weight of the detector's log-odds added to log(E_vis/E_ir) where the bands disagree; 0 = energies alone",
+        0.1, "pyramid: weight of the detector's log-odds added to log(E_vis/E_ir) where the bands disagree; "
+        "0 = energies alone",
         low=0.0, high=10.0, runtime=True)
     base_bias: float = setting(
-        1.5, "pyramid: weight of the detector's log-odds added to the brightness selection of the residual; 0 = brightness alone",
+        1.5, "pyramid: weight of the detector's log-odds added to the brightness selection of the residual; "
+        "0 = brightness alone",
         low=0.0, high=10.0, runtime=True)
     temporal_smoothing: float = setting(
         0.8, "stream mode: weight of the history in the moving averages of the stretch bounds and the anchored tone "

@@ -150,7 +150,8 @@ class TestPrimitives:
     def test_pyramid_fusion_matches_numpy(self):
         visible, infrared = ((RNG.random((2, 75, 90)) * 255).astype(np.float32))
         weights = RNG.random((75, 90)).astype(np.float32)
-        for sharpness, selection_bias, base_bias in ((0.0, 0.0, 0.0), (3.0, 0.0, 0.0), (0.0, 0.3, 1.0), (4.0, 0.1, 1.5)):
+        variants = ((0.0, 0.0, 0.0), (3.0, 0.0, 0.0), (0.0, 0.3, 1.0), (4.0, 0.1, 1.5))  # sharpness, biases
+        for sharpness, selection_bias, base_bias in variants:
             expected, expected_share = multiscale.pyramid_fuse(visible, infrared, weights, 3, 0.5, 2, sharpness, 8.0,
                                                                0.2, 1.1, selection_bias, base_bias)
             actual, share = multiscale.pyramid_fuse(tensor(visible), tensor(infrared), tensor(weights), 3, 0.5, 2,
