@@ -86,7 +86,7 @@ class FusionConfig:
         "0 = brightness alone",
         low=0.0, high=10.0, runtime=True)
     temporal_smoothing: float = setting(
-        0.8, "stream mode: weight of the history in the moving averages of the stretch bounds and the anchored tone "
+        0.9, "stream mode: weight of the history in the moving averages of the stretch bounds and the anchored tone "
         "curves; 0 = per frame", low=0.0, high=1.0, high_open=True, runtime=True)
     scene_cut: float = setting(
         30.0, "stream mode: mean absolute change (grey levels) of the visible thumbnail that starts a new scene",

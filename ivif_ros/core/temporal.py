@@ -21,7 +21,7 @@ __all__ = ["StreamNormaliser", "THUMBNAIL_SIZE", "TONE_PERCENTILES"]
 THUMBNAIL_SIZE = (24, 32)
 #: Percentiles that are the knots of the anchored tone curves (0 and 100: no tail is clipped).
 TONE_PERCENTILES = (0.0, 0.5, 2.0, 10.0, 25.0, 50.0, 75.0, 90.0, 98.0, 99.5, 100.0)
-_P10, _MEDIAN, _P90 = (TONE_PERCENTILES.index(p) for p in (10.0, 50.0, 90.0))
+_LOW, _MEDIAN, _HIGH = (TONE_PERCENTILES.index(p) for p in (0.5, 50.0, 99.5))
 #: Smallest step between consecutive knots of a tone curve (grey levels or raw units).
 _KNOT_STEP = 1e-3
 
@@ -95,7 +95,7 @@ class StreamNormaliser:
 
         Args:
             knots: this frame's quantiles at ``TONE_PERCENTILES`` (made strictly increasing here).
-            spread_limit: names of curves (of this frame, same units) whose larger spread (10–90 %
+            spread_limit: names of curves (of this frame, same units) whose larger spread (0.5–99.5 %
                 range of the smoothed knots) the result's spread may not exceed: the smoothed knots
                 are then compressed about their median.
 
@@ -117,5 +117,5 @@ class StreamNormaliser:
 
 
 def _spread(knots: np.ndarray) -> float:
-    """10–90 % range of a tone curve's knots."""
-    return float(knots[_P90] - knots[_P10])
+    """0.5–99.5 % range of a tone curve's knots (the range the output stretch fills)."""
+    return float(knots[_HIGH] - knots[_LOW])
