@@ -279,34 +279,25 @@ class FusionPipeline:
             if config.mode == "seed":
                 fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
             else:
-                normalise, tone = self._normalise_for(ops, visible_lum)
-                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, normalise, tone)
+                stream = self._stream_state(ops, visible_lum)
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, stream)
             fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
             weights = ops.download(self._weights_out(ops, weights), "weights")
             clock.lap("fuse")
             ops.synchronize()
             return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
 
-    def _normalise_for(self, ops: Any, visible_lum: Any) -> tuple[Any, Any]:
-        """``fuse_default``'s (normalise, tone). Stills: bounds unchanged, no tone curves. Stream:
-        registers the frame (scene cut, size), smooths bounds and anchors tone curves."""
+    def _stream_state(self, ops: Any, visible_lum: Any) -> StreamNormaliser | None:
+        """Stills: None. Stream: the normaliser, with this frame registered (scene cut, size)."""
         if not self.stream:
-            return (lambda name, bounds: bounds), None
+            return None
         normaliser = self._normaliser
         normaliser.smoothing, normaliser.scene_cut = self.config.temporal_smoothing, self.config.scene_cut
         thumbnail = ops.resize(visible_lum, THUMBNAIL_SIZE, "area")
         if not isinstance(thumbnail, np.ndarray):  # a device tensor: one 32×24 copy to the host per frame
             thumbnail = thumbnail.detach().float().cpu().numpy().reshape(THUMBNAIL_SIZE)
         normaliser.begin_frame(thumbnail, tuple(visible_lum.shape[-2:]))
-
-        def normalise(name: str, bounds: Any) -> Any:
-            return None if bounds is None else normaliser.smooth(name, *bounds)
-
-        def tone(name: str, knots: list[Any]) -> Any:
-            limit = ("thermal", "visible") if name == "output" else ()
-            return normaliser.curve(name, [float(knot) for knot in knots], limit)  # one frame: host floats
-
-        return normalise, tone
+        return normaliser
 
     def _weights_out(self, ops: Any, weights: Any) -> Any:
         return ops.to_uint8(weights * 255.0) if self._uint8_weights else weights

@@ -42,39 +42,42 @@ class TestStreamNormaliser:
         assert not normaliser.begin_frame(np.full((24, 32), 205.0, np.float32))
         assert normaliser.smooth("x", 60.0, 90.0) == pytest.approx((51.0, 81.0))
 
-    def test_tone_curve_anchors_to_the_smoothed_quantiles(self) -> None:
+    def test_thermal_curve_anchors_to_the_smoothed_stretched_quantiles(self) -> None:
         normaliser = StreamNormaliser(smoothing=0.75, scene_cut=30.0)
         normaliser.begin_frame(np.zeros((8, 8), np.float32))
         knots = [0.0, 1.0, 5.0, 20.0, 50.0, 100.0, 150.0, 200.0, 240.0, 250.0, 255.0]
-        assert normaliser.curve("t", knots) is None  # first frame of the scene: as it is
+        source, target = normaliser.thermal_curve(knots, 1.0, 250.0)  # first frame: its own linear stretch
+        np.testing.assert_allclose(source, knots)
+        np.testing.assert_allclose(target, np.clip((np.array(knots) - 1.0) * 255.0 / 249.0, 0, 255))
         normaliser.begin_frame(np.zeros((8, 8), np.float32))
-        brighter = [k + 20.0 for k in knots]
-        source, target = normaliser.curve("t", brighter)
-        np.testing.assert_allclose(source, brighter)
-        np.testing.assert_allclose(target, [k + 5.0 for k in knots])  # 0.75 · old + 0.25 · new
+        agc = [k * 0.5 for k in knots]  # the camera halved its gain: same scene, same stretched knots
+        source, second = normaliser.thermal_curve(agc, 0.5, 125.0)
+        np.testing.assert_allclose(source, agc)
+        np.testing.assert_allclose(second, target)
+        normaliser.begin_frame(np.zeros((8, 8), np.float32))
+        _, third = normaliser.thermal_curve(knots, 0.0, 510.0)  # a real change: followed by a quarter
+        np.testing.assert_allclose(third, 0.75 * target + 0.25 * np.array(knots) / 2.0)
         normaliser.begin_frame(np.full((8, 8), 200.0, np.float32))  # scene cut: history dropped
-        assert normaliser.curve("t", brighter) is None
+        _, fresh = normaliser.thermal_curve(knots, 0.0, 510.0)
+        np.testing.assert_allclose(fresh, np.array(knots) / 2.0)
 
-    def test_tone_curve_knots_are_made_increasing(self) -> None:
+    def test_curve_knots_are_made_increasing(self) -> None:
         normaliser = StreamNormaliser(smoothing=0.5, scene_cut=30.0)
         normaliser.begin_frame(np.zeros((8, 8), np.float32))
-        normaliser.curve("t", [0.0] * 5 + [255.0] * 6)  # a two-level image: repeated quantiles
-        normaliser.begin_frame(np.zeros((8, 8), np.float32))
-        source, target = normaliser.curve("t", [10.0] * 5 + [200.0] * 6)
-        assert (np.diff(source) > 0).all() and (np.diff(target) > 0).all()
+        source, target = normaliser.thermal_curve([0.0] * 5 + [255.0] * 6, 0.0, 255.0)  # a two-level image
+        assert (np.diff(source) > 0).all() and (np.diff(target) >= 0).all()
 
-    def test_output_spread_is_capped_by_the_inputs(self) -> None:
+    def test_output_tone_range_is_capped_by_the_inputs(self) -> None:
         normaliser = StreamNormaliser(smoothing=0.8, scene_cut=30.0)
         normaliser.begin_frame(np.zeros((8, 8), np.float32))
-        narrow = [0.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 180.0, 200.0, 255.0]  # 0.5-99.5 %: 160
-        normaliser.curve("thermal", narrow)
-        normaliser.curve("visible", [v * 0.5 for v in narrow])
-        wide = [0.0, 1.0, 10.0, 20.0, 60.0, 128.0, 190.0, 240.0, 250.0, 253.0, 255.0]  # 0.5-99.5 %: 252
-        source, target = normaliser.curve("output", wide, ("thermal", "visible"))
-        np.testing.assert_allclose(source, wide)
-        assert target[9] - target[1] == pytest.approx(160.0)
-        assert target[5] == pytest.approx(128.0)  # compressed about the median
-        assert normaliser.curve("other", wide, ("missing",)) is None
+        narrow = [40.0, 50.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 180.0, 210.0, 220.0]  # 0.5-99.5 %: 160
+        normaliser.thermal_curve(narrow, 0.0, 255.0)
+        wide = [0.0, 10.0, 20.0, 30.0, 60.0, 128.0, 190.0, 240.0, 250.0, 260.0, 280.0]
+        bounds, source, target = normaliser.output_tone((10.0, 260.0), wide, (60.0, 90.0))
+        assert bounds == (10.0, 260.0)
+        np.testing.assert_allclose(source[1:-1], (np.array(wide[1:-1]) - 10.0) * 255.0 / 250.0, atol=0.01)
+        assert target[9] - target[1] == pytest.approx(160.0)  # the thermal's range, larger than the visible's
+        assert target[5] == pytest.approx(source[5])  # compressed about the median
 
     def test_no_smoothing_passes_bounds_through(self) -> None:
         normaliser = StreamNormaliser(smoothing=0.0, scene_cut=30.0)

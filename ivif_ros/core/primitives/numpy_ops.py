@@ -159,6 +159,14 @@ class NumpyOps:
         cv2.copyTo(if_true, np.ascontiguousarray(condition).view(np.uint8), out)
         return out
 
+    def tone_map(self, image: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
+        """``interp`` of the raw image; integer data through a table of every level (one lookup per pixel)."""
+        levels = self.integer_levels(image)
+        if levels is None:
+            return self.interp(image, knots, values)
+        table = np.interp(np.arange(levels), knots, values).astype(np.float32)
+        return cv2.LUT(image, table) if levels == 256 else table[image]
+
     def interp(self, image: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
         """Piecewise-linear tone curve through (``knots``[i], ``values``[i]) (``knots`` increasing),
         constant beyond the ends; float32."""

@@ -433,6 +433,14 @@ class TorchOps:
         """Per pixel ``if_true`` where ``condition`` holds, else ``if_false``."""
         return torch.where(condition, if_true, if_false)
 
+    def tone_map(self, image: torch.Tensor, knots: Sequence[float], values: Sequence[float]) -> torch.Tensor:
+        """``interp`` of the raw image; integer data through a table of every level (one lookup per pixel)."""
+        levels = self.integer_levels(image)
+        if levels is None:
+            return self.interp(image, knots, values)
+        table = self.interp(torch.arange(levels, device=image.device, dtype=torch.float32), knots, values)
+        return table[image.long()]
+
     def interp(self, image: torch.Tensor, knots: Sequence[float], values: Sequence[float]) -> torch.Tensor:
         """Piecewise-linear tone curve through (``knots``[i], ``values``[i]) (``knots`` increasing),
         constant beyond the ends (``np.interp``); float32."""
