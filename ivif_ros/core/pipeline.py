@@ -288,8 +288,9 @@ class FusionPipeline:
             return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
 
     def _stream_state(self, ops: Any, visible_lum: Any) -> StreamNormaliser | None:
-        """Stills: None. Stream: the normaliser, with this frame registered (scene cut, size)."""
-        if not self.stream:
+        """Stills (or ``temporal_smoothing`` 0: per frame): None. Stream: the normaliser, with this frame
+        registered (scene cut, size)."""
+        if not self.stream or self.config.temporal_smoothing <= 0:
             return None
         normaliser = self._normaliser
         normaliser.smoothing, normaliser.scene_cut = self.config.temporal_smoothing, self.config.scene_cut

@@ -170,6 +170,15 @@ class TestPrimitives:
         np.testing.assert_allclose(array(TORCH.interp(tensor(image), knots, values)), expected, atol=1e-3)
         assert expected.dtype == np.float32 and expected.min() == 5.0 and expected.max() == 250.0
 
+    @pytest.mark.parametrize("dtype,levels", [(np.uint8, 256), (np.uint16, 65536)])
+    def test_tone_map_of_integer_data_matches_numpy(self, dtype, levels):
+        image = RNG.integers(0, levels, (37, 53)).astype(dtype)
+        knots, values = [0.0, 0.2 * levels, 0.5 * levels, levels - 1.0], [0.0, 100.0, 130.0, 255.0]
+        expected = NUMPY_OPS.tone_map(image, knots, values)
+        np.testing.assert_allclose(expected, np.interp(image, knots, values), atol=1e-3)
+        thermal = TORCH.upload(image, "tone")  # uint16 travels as int32
+        np.testing.assert_allclose(array(TORCH.tone_map(thermal, knots, values)), expected, atol=1e-3)
+
     def test_fusion_rule_matches_numpy(self):
         visible, infrared = ((RNG.random((2, 60, 80)) * 255).astype(np.float32))
         detector = RNG.random((60, 80)).astype(np.float32)

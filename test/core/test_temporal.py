@@ -187,3 +187,11 @@ def test_stream_output_is_no_more_contrasted_than_its_inputs(pipelines) -> None:
 
     inputs = max(tone_range(ir), tone_range(vis))  # the thermal's min-max stretch is 0..255 already
     assert tone_range(fused) <= 1.05 * inputs < 0.9 * tone_range(stills(ir, vis).fused)
+
+
+def test_no_smoothing_streams_like_stills(pipelines) -> None:
+    _, stills = pipelines
+    per_frame = FusionPipeline(FusionConfig(temporal_smoothing=0.0), stills._detector("default"), stream=True)
+    for seed in (13, 14):
+        ir, vis = synthetic_pair(64, 80, seed=seed)
+        np.testing.assert_array_equal(per_frame(ir, vis).fused, stills(ir, vis).fused)
