@@ -8,9 +8,9 @@ quantiles at ``TONE_PERCENTILES``), as exponential moving averages over the fram
 thermal frame is mapped by the piecewise-linear curve from its own raw quantiles to the smoothed
 stretched ones (histogram anchoring: a static scene keeps its grey levels whatever curve the AGC
 applied); the output, after its smoothed stretch, likewise by a curve anchored to its smoothed
-quantiles, whose tone range is kept within the larger input's. Everything
-starts afresh on a scene cut (the visible thumbnail changes abruptly) or a size change. Only
-statistics are smoothed, never pixels, so moving objects are not smeared.
+quantiles, whose tone range is kept within the larger input's. Everything starts afresh on a scene
+cut (the visible thumbnail changes abruptly) or a size change. Only statistics are smoothed, never
+pixels, so moving objects are not smeared.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ _KNOT_STEP = 1e-3
 
 
 class StreamNormaliser:
-    """Smoothed (low, high) bounds per named statistic for one stream of frames.
+    """Smoothed (low, high) bounds per named statistic, and smoothed tone curves, for one stream of frames.
 
     Args:
         smoothing: weight of the history in ``bound = smoothing·previous + (1 − smoothing)·new``
@@ -43,7 +43,7 @@ class StreamNormaliser:
             visible luminance thumbnail (32×24) exceeds this many grey levels.
 
     Call ``begin_frame`` once per frame (it detects cuts and size changes), then ``smooth`` for each
-    statistic of that frame.
+    statistic of that frame, or ``thermal_curve`` and then ``output_tone`` (the default mode's stream).
     """
 
     def __init__(self, smoothing: float, scene_cut: float) -> None:
