@@ -34,18 +34,23 @@ LEVERS: dict[str, dict[str, object]] = {
     "default": {},
     "detector flattened to ~0.5 (weight_temperature=100)": {"weight_temperature": 100.0},
     "detector replaced by local detail energy (detector_mix=0)": {"detector_mix": 0.0},
-    "previous default: two-scale split (fusion_scheme=two_scale, detector_mix=0.5)": {
-        "fusion_scheme": "two_scale", "detector_mix": 0.5},
+    "no detector evidence in the band selection (selection_bias=0)": {"selection_bias": 0.0},
+    "no detector evidence in the base selection (base_bias=0)": {"base_bias": 0.0},
+    "previous pyramid default (hard selection, no detector evidence, base_complement=0.3, detail_gain=1)": {
+        "selection_sharpness": 0.0, "selection_bias": 0.0, "base_bias": 0.0, "base_complement": 0.3,
+        "detail_gain": 1.0},
+    "two-scale split (fusion_scheme=two_scale, detector_mix=0.5, base_complement=0.3, detail_gain=1)": {
+        "fusion_scheme": "two_scale", "detector_mix": 0.5, "base_complement": 0.3, "detail_gain": 1.0},
     "Liu's 3x3 windows (match_radius=1)": {"match_radius": 1},
     "averaging only where bands match closely (match_threshold=0.9)": {"match_threshold": 0.9},
     "averaging almost everywhere (match_threshold=0)": {"match_threshold": 0.0},
-    "soft selection (selection_sharpness=4)": {"selection_sharpness": 4.0},
+    "hard selection (selection_sharpness=0)": {"selection_sharpness": 0.0},
     "3 pyramid levels": {"pyramid_levels": 3},
     "5 pyramid levels": {"pyramid_levels": 5},
     "no final stretch (output_stretch=0)": {"output_stretch": 0.0},
     "no darker-base complement (base_complement=0)": {"base_complement": 0.0},
     "hard brightness selection (base_temperature=0.5)": {"base_temperature": 0.5},
-    "detail gain 1.2": {"detail_gain": 1.2},
+    "no detail gain (detail_gain=1)": {"detail_gain": 1.0},
     "detector at quarter resolution (detector_scale=0.25)": {"detector_scale": 0.25},
 }
 

@@ -53,14 +53,14 @@ class FusionConfig:
     base_radius: int = setting(16, "radius of the base/detail split of the fusion, px", low=1, high=256, runtime=True)
     base_temperature: float = setting(10.0, "softness (grey levels) of the brightness selection of the base layers",
                                       low=0.1, high=1000.0, runtime=True)
-    base_complement: float = setting(0.3, "share of the darker source's zero-mean base added to the fused base",
+    base_complement: float = setting(0.35, "share of the darker source's zero-mean base added to the fused base",
                                      low=0.0, high=1.0, runtime=True)
     detector_mix: float = setting(
         1.0, "share of the blur detector in the detail weights (rest: local detail energy); 1 = detector only",
         low=0.0, high=1.0, runtime=True)
     detail_sigma: float = setting(2.0, "Gaussian sigma of the local detail energy, px", low=0.3, high=32.0,
                                   runtime=True)
-    detail_gain: float = setting(1.0, "multiplier of the fused detail layer", low=0.0, high=10.0, runtime=True)
+    detail_gain: float = setting(1.04, "multiplier of the fused detail layer", low=0.0, high=10.0, runtime=True)
     output_stretch: float = setting(
         0.5, "percent of darkest/brightest fused pixels saturated by the final linear stretch; 0 = off",
         low=0.0, high=50.0, high_open=True, runtime=True)
@@ -75,11 +75,19 @@ class FusionConfig:
     match_radius: int = setting(2, "radius of the window of the band energies and the match, px",
                                 low=1, high=8, runtime=True)
     selection_sharpness: float = setting(
-        0.0, "0 = hard selection where the bands disagree, else the sharpness s of sigmoid(s*log(E_vis/E_ir))",
+        4.0, "0 = hard selection where the bands disagree, else the sharpness s of sigmoid(s*log(E_vis/E_ir))",
         low=0.0, high=100.0, runtime=True)
+    selection_bias: float = setting(
+        0.1, "pyramid: weight of the detector's log-odds added to log(E_vis/E_ir) where the bands disagree; "
+        "0 = energies alone",
+        low=0.0, high=10.0, runtime=True)
+    base_bias: float = setting(
+        1.5, "pyramid: weight of the detector's log-odds added to the brightness selection of the residual; "
+        "0 = brightness alone",
+        low=0.0, high=10.0, runtime=True)
     temporal_smoothing: float = setting(
-        0.8, "stream mode: weight of the history in the moving average of the thermal and output stretch bounds; "
-        "0 = per frame", low=0.0, high=1.0, high_open=True, runtime=True)
+        0.9, "stream mode: weight of the history in the moving averages of the stretch bounds and the anchored tone "
+        "curves; 0 = per frame", low=0.0, high=1.0, high_open=True, runtime=True)
     scene_cut: float = setting(
         30.0, "stream mode: mean absolute change (grey levels) of the visible thumbnail that starts a new scene",
         low=0.0, low_open=True, high=255.0, runtime=True)

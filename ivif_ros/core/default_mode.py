@@ -11,33 +11,41 @@ thermal stretch → optional §3 enhancement of either source → detector on th
   (``detector_mix``) with local detail-energy weights; base layers by soft brightness selection
   (+ ``base_complement`` of the darker base), detail layers by the weight map;
 
-→ percentile output stretch. The thermal stretch and output stretch bounds pass through
-``normalise`` (the stream mode's temporal smoothing). The caller (``FusionPipeline``) converts
-colour and moves frames.
+→ percentile output stretch. In stream mode (``stream`` given: ``core.temporal.StreamNormaliser``)
+the thermal stretch becomes a tone curve anchored to the stream's smoothed quantiles, and the output
+stretch is smoothed and followed by such a curve whose tone range stays within the inputs'. The caller
+(``FusionPipeline``) converts colour and moves frames.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from . import enhance, fusion, multiscale, weight_map
 from .config import FusionConfig
+from .temporal import RANGE_PERCENTILES, TONE_PERCENTILES
 
 __all__ = ["fuse_default"]
 
 #: ``detect(visible_lum, thermal_lum, scale) -> (scores, detector input (h, w), window, stride)``.
 Detect = Callable[[Any, Any, float], tuple[Any, tuple[int, int], int, int]]
-#: ``normalise(name, bounds) -> bounds``: the bounds a frame's stretch ``name`` uses (identity for stills).
-Normalise = Callable[[str, Any], Any]
 
 
-def _unchanged(name: str, bounds: Any) -> Any:
-    return bounds
+class StreamTone(Protocol):
+    """A stream's normalisation state (``core.temporal.StreamNormaliser``)."""
+
+    def thermal_curve(self, knots: Sequence[Any], low: Any, high: Any) -> tuple[Any, Any]:
+        """(raw knots, 0..255 values) of this frame's thermal tone curve."""
+
+    def output_tone(
+        self, clip_quantiles: Sequence[Any], knots: Sequence[Any], visible: Sequence[Any]
+    ) -> tuple[tuple[float, float], Any, Any]:
+        """This frame's output stretch bounds and (0..255 knots, values) of the tone curve after it."""
 
 
 def fuse_default(
     ops: Any, thermal: Any, visible_lum: Any, config: FusionConfig, detect: Detect, clock: Any,
-    normalise: Normalise = _unchanged,
+    stream: StreamTone | None = None,
 ) -> tuple[Any, Any]:
     """Fused luminance (float32 0..255) and weight map (visible share 0..1) of one frame.
 
@@ -48,11 +56,13 @@ def fuse_default(
         config: the settings.
         detect: runs the detector (see ``Detect``).
         clock: stage clock of ``ops`` (laps ``enhance``, ``detect``, ``weights``, ``fuse``).
-        normalise: maps this frame's ``"thermal"`` and ``"output"`` stretch bounds to the ones used.
+        stream: the stream's normalisation state; None = a still (per-frame stretches).
     """
     bounds = enhance.thermal_bounds(thermal, config.thermal_stretch, config.thermal_percentiles, ops)
-    bounds = normalise("thermal", bounds)
-    thermal_lum = enhance.apply_bounds(thermal, *bounds, ops=ops)
+    if stream is None:
+        thermal_lum = enhance.apply_bounds(thermal, *bounds, ops=ops)
+    else:
+        thermal_lum = ops.tone_map(thermal, *stream.thermal_curve(_thermal_quantiles(ops, thermal), *bounds))
     if config.thermal_enhance > 0:
         thermal_lum = _partly_enhanced(ops, thermal_lum, config.thermal_enhance, config)
     if config.visible_enhance > 0:
@@ -71,14 +81,28 @@ def fuse_default(
         clock.lap("weights")
         fused, weights = multiscale.pyramid_fuse(
             visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
-            config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain, ops=ops,
+            config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain,
+            config.selection_bias, config.base_bias, ops=ops,
         )
     else:
         weights, fused = _two_scale(ops, visible_lum, thermal_lum, weights, config, clock)
-    output_bounds = normalise("output", fusion.stretch_bounds(fused, config.output_stretch, ops))
-    fused = fusion.apply_stretch(fused, output_bounds, ops)
+    clip = config.output_stretch
+    if stream is None or clip <= 0:
+        fused = fusion.apply_stretch(fused, fusion.stretch_bounds(fused, clip, ops), ops)
+    else:  # the curve maps the 8-bit stretched output through one table lookup
+        quantiles = ops.percentiles(fused, (clip, 100.0 - clip, *TONE_PERCENTILES), step=2)
+        output_bounds, knots, values = stream.output_tone(
+            quantiles[:2], quantiles[2:], ops.percentiles(visible_lum, RANGE_PERCENTILES, step=4))
+        fused = ops.tone_map(ops.to_uint8(fusion.apply_stretch(fused, output_bounds, ops)), knots, values)
     clock.lap("fuse")
     return fused, weights
+
+
+def _thermal_quantiles(ops: Any, thermal: Any) -> list[Any]:
+    """The raw thermal frame's quantiles at ``TONE_PERCENTILES`` (from the histogram of integer data)."""
+    if ops.integer_levels(thermal) is not None:
+        return ops.histogram_percentiles(thermal, TONE_PERCENTILES)
+    return ops.percentiles(thermal, TONE_PERCENTILES, step=4)
 
 
 def _two_scale(

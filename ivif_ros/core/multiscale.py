@@ -7,9 +7,11 @@ The default mode's fusion (in the spirit of Liu et al. 2017, the seed method's a
    share);
 2. per band-pass level, Burt's match/salience rule: where the two bands agree (local match ≥
    ``threshold``) they are averaged with the detector's weights, elsewhere the band with the larger
-   local energy is taken (hard, or softly with ``selection_sharpness``);
+   local energy is taken (hard, or softly with ``selection_sharpness``), the energy ratio shifted by
+   ``selection_bias`` × the detector's log-odds at that level;
 3. the low-pass residual (the base) by soft brightness selection (warm targets and lit areas keep
-   their level) plus a share of the darker source's zero-mean base;
+   their level), shifted by ``base_bias`` × the detector's log-odds at the coarsest level, plus a
+   share of the darker source's zero-mean base;
 4. the pyramid is collapsed (the caller stretches and clips).
 
 Written over the primitives (``ops``: numpy/OpenCV by default, or torch); float32 on the 0..255 scale.
@@ -69,19 +71,22 @@ def match_select_band(
     threshold: float = 0.6,
     radius: int = 2,
     selection_sharpness: float = 0.0,
+    evidence: Any = None,
     ops: Any = NUMPY_OPS,
 ) -> tuple[Any, Any]:
     """Burt's rule for one band with a weight map for the averaging mode.
 
     Local energies ``E = mean(band²)`` and match ``M = 2·mean(vis·ir) / (E_vis + E_ir)`` over the
     (2·radius+1)² window. Where ``M ≥ threshold`` the bands are averaged,
-    ``weights·vis + (1 − weights)·ir``; elsewhere the band of larger energy is selected — hard when
-    ``selection_sharpness`` is 0 (Burt; Liu et al. 2017), else softly with
-    ``sigmoid(selection_sharpness·log(E_vis / E_ir))``.
+    ``weights·vis + (1 − weights)·ir``; elsewhere the band of larger evidence
+    ``log(E_vis / E_ir) + evidence`` is selected — hard when ``selection_sharpness`` is 0 (Burt;
+    Liu et al. 2017), else softly with ``sigmoid(selection_sharpness·(log(E_vis / E_ir) + evidence))``.
 
     Args:
         visible, thermal: float32 bands of equal shape.
         weights: float32 visible share in [0, 1] (same shape).
+        evidence: float32 log-odds for the visible band added to the energy ratio (the detector's);
+            None = energies alone.
 
     Returns:
         (float32 fused band, the visible share used per coefficient).
@@ -89,10 +94,15 @@ def match_select_band(
     energy_vis = ops.box_mean(visible * visible, radius)
     energy_ir = ops.box_mean(thermal * thermal, radius)
     match = ops.box_mean(visible * thermal, radius) * ops.scalar(2.0) / (energy_vis + energy_ir + ops.scalar(1e-6))
-    if selection_sharpness > 0:
+    if selection_sharpness > 0 or evidence is not None:
         floor = ops.scalar(1e-3)
         log_ratio = ops.log(energy_vis + floor) - ops.log(energy_ir + floor)
-        selection = ops.sigmoid(log_ratio * ops.scalar(selection_sharpness))
+        if evidence is not None:
+            log_ratio = log_ratio + evidence
+        if selection_sharpness > 0:
+            selection = ops.sigmoid(log_ratio * ops.scalar(selection_sharpness))
+        else:
+            selection = ops.to_float(log_ratio > 0)
     else:
         selection = ops.to_float(energy_vis > energy_ir)
     share = ops.where(match >= threshold, weights, selection)
@@ -100,17 +110,21 @@ def match_select_band(
 
 
 def bright_base(
-    visible: Any, thermal: Any, temperature: float, complement: float, ops: Any = NUMPY_OPS
+    visible: Any, thermal: Any, temperature: float, complement: float, evidence: Any = None, ops: Any = NUMPY_OPS
 ) -> tuple[Any, Any]:
     """Soft brightness selection of two low-pass bands plus ``complement`` × the darker one's detail.
 
-    ``w = sigmoid((vis − ir) / temperature)``; ``bright = w·vis + (1 − w)·ir``; the darker band
+    ``w = sigmoid((vis − ir) / temperature + evidence)`` (``evidence``: log-odds for the visible
+    band, the detector's; None = brightness alone); ``bright = w·vis + (1 − w)·ir``; the darker band
     (``vis + ir − bright``) enters zero-mean with weight ``complement``.
 
     Returns:
         (fused base, ``w``).
     """
-    share = ops.sigmoid((visible - thermal) * ops.scalar(1.0 / temperature))
+    logit = (visible - thermal) * ops.scalar(1.0 / temperature)
+    if evidence is not None:
+        logit = logit + evidence
+    share = ops.sigmoid(logit)
     bright = thermal + share * (visible - thermal)
     dark = visible + thermal - bright
     return bright + (dark - ops.mean(dark)) * ops.scalar(complement), share
@@ -132,6 +146,8 @@ def pyramid_fuse(
     base_temperature: float = 10.0,
     base_complement: float = 0.3,
     detail_gain: float = 1.0,
+    selection_bias: float = 0.0,
+    base_bias: float = 0.0,
     ops: Any = NUMPY_OPS,
 ) -> tuple[Any, Any]:
     """Fuse two luminances in a Laplacian pyramid under a visible-share weight map.
@@ -143,6 +159,10 @@ def pyramid_fuse(
         threshold, radius, selection_sharpness: ``match_select_band`` per band.
         base_temperature, base_complement: ``bright_base`` of the residual.
         detail_gain: multiplier of every fused band-pass layer.
+        selection_bias: weight of the detector's log-odds (``weights`` at that level) in the selection
+            where the bands disagree; 0 = energies alone.
+        base_bias: weight of the detector's log-odds (coarsest level) in the residual's brightness
+            selection; 0 = brightness alone.
         ops: the primitives.
 
     Returns:
@@ -156,11 +176,20 @@ def pyramid_fuse(
     weight_levels = gaussian_pyramid(weights, levels, ops)
     fused, shares = [], []
     for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1], strict=True):
-        band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, ops)
+        evidence = _logit(w, ops) * ops.scalar(selection_bias) if selection_bias else None
+        band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, evidence, ops)
         fused.append(band * ops.scalar(detail_gain) if detail_gain != 1.0 else band)
         shares.append(share)
-    base, effective = bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement, ops)
+    evidence = _logit(weight_levels[-1], ops) * ops.scalar(base_bias) if base_bias else None
+    base, effective = bright_base(visible_bands[-1], thermal_bands[-1], base_temperature, base_complement, evidence,
+                                  ops)
     fused.append(base)
     for share in reversed(shares):
         effective = (ops.pyr_up(effective, tuple(share.shape[-2:])) + share) * ops.scalar(0.5)
     return collapse_pyramid(fused, ops), effective
+
+
+def _logit(weights: Any, ops: Any) -> Any:
+    """``log(w / (1 − w))`` of a share map, bounded to about ±4.6 (w clipped to [0.01, 0.99])."""
+    clipped = ops.clip(weights, 0.01, 0.99)
+    return ops.log(clipped) - ops.log(ops.scalar(1.0) - clipped)

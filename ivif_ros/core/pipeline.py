@@ -279,29 +279,26 @@ class FusionPipeline:
             if config.mode == "seed":
                 fused_lum, weights = self._fuse_seed(thermal, visible_lum, config, detect, clock)
             else:
-                normalise = self._normalise_for(ops, visible_lum)
-                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, normalise)
+                stream = self._stream_state(ops, visible_lum)
+                fused_lum, weights = fuse_default(ops, thermal, visible_lum, config, detect, clock, stream)
             fused = ops.download(ops.merge_luma(colour, fused_lum), "fused")
             weights = ops.download(self._weights_out(ops, weights), "weights")
             clock.lap("fuse")
             ops.synchronize()
             return FusionResult(ops.finish(fused), ops.finish(weights), clock.result(), warnings)
 
-    def _normalise_for(self, ops: Any, visible_lum: Any) -> Any:
-        """Stills: bounds unchanged. Stream: registers the frame (scene cut, size) and smooths bounds."""
-        if not self.stream:
-            return lambda name, bounds: bounds
+    def _stream_state(self, ops: Any, visible_lum: Any) -> StreamNormaliser | None:
+        """Stills (or ``temporal_smoothing`` 0: per frame): None. Stream: the normaliser, with this frame
+        registered (scene cut, size)."""
+        if not self.stream or self.config.temporal_smoothing <= 0:
+            return None
         normaliser = self._normaliser
         normaliser.smoothing, normaliser.scene_cut = self.config.temporal_smoothing, self.config.scene_cut
         thumbnail = ops.resize(visible_lum, THUMBNAIL_SIZE, "area")
         if not isinstance(thumbnail, np.ndarray):  # a device tensor: one 32×24 copy to the host per frame
             thumbnail = thumbnail.detach().float().cpu().numpy().reshape(THUMBNAIL_SIZE)
         normaliser.begin_frame(thumbnail, tuple(visible_lum.shape[-2:]))
-
-        def normalise(name: str, bounds: Any) -> Any:
-            return None if bounds is None else normaliser.smooth(name, *bounds)
-
-        return normalise
+        return normaliser
 
     def _weights_out(self, ops: Any, weights: Any) -> Any:
         return ops.to_uint8(weights * 255.0) if self._uint8_weights else weights

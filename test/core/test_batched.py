@@ -48,7 +48,8 @@ def test_batch_equals_single_calls(torch_pipe, colour, bits):
     assert len(batched) == 3
     for single, result in zip(singles, batched, strict=True):
         np.testing.assert_array_equal(result.fused, single.fused)
-        np.testing.assert_array_equal(result.weights, single.weights)
+        # float32 rounding of torch's vectorised log/sigmoid depends on the tensor's batch size
+        np.testing.assert_allclose(result.weights, single.weights, atol=1e-6)
         assert result.fused.shape == single.fused.shape and set(result.timings) == set(single.timings)
     assert not np.array_equal(batched[0].fused, batched[2].fused)  # not vacuous: the frames differ
 

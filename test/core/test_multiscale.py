@@ -60,3 +60,28 @@ def test_small_frames_use_fewer_levels() -> None:
     tiny = _texture(9, 11)
     fused, share = multiscale.pyramid_fuse(tiny, tiny, np.full_like(tiny, 0.5), base_complement=0.0)
     assert fused.shape == share.shape == tiny.shape
+
+
+def test_detector_evidence_steers_the_selection_where_the_bands_disagree() -> None:
+    visible, thermal = _texture(64, 64), _texture(64, 64)  # unrelated textures: the bands mostly disagree
+
+    def share(weight: float, bias: float) -> np.ndarray:
+        return multiscale.pyramid_fuse(visible, thermal, np.full_like(visible, weight), levels=2,
+                                       selection_sharpness=4.0, selection_bias=bias, base_bias=0.0)[1]
+
+    np.testing.assert_allclose(share(0.5, 0.5), share(0.5, 0.0), atol=1e-6)  # a flat map (log-odds 0) adds nothing
+    assert share(0.05, 0.5).mean() < share(0.05, 0.0).mean() - 0.05  # evidence for the thermal bands
+    assert share(0.95, 0.5).mean() > share(0.95, 0.0).mean() + 0.05  # evidence for the visible bands
+
+
+def test_detector_evidence_shifts_the_base_selection() -> None:
+    visible = np.full((64, 64), 100.0, np.float32)
+    thermal = np.full((64, 64), 110.0, np.float32)  # slightly brighter: brightness alone prefers it
+    levels = {}
+    for weight in (0.02, 0.5, 0.98):
+        fused, _ = multiscale.pyramid_fuse(visible, thermal, np.full_like(visible, weight), base_complement=0.0,
+                                           base_bias=1.5)
+        levels[weight] = float(fused.mean())
+    brightness_only = 100.0 + 10.0 / (1.0 + np.exp(-1.0))  # sigmoid((110 − 100) / 10) of the thermal
+    assert abs(levels[0.5] - brightness_only) < 0.1
+    assert levels[0.02] > levels[0.5] + 1.0 and levels[0.98] < levels[0.5] - 3.0  # evidence for the visible

@@ -150,16 +150,34 @@ class TestPrimitives:
     def test_pyramid_fusion_matches_numpy(self):
         visible, infrared = ((RNG.random((2, 75, 90)) * 255).astype(np.float32))
         weights = RNG.random((75, 90)).astype(np.float32)
-        for sharpness in (0.0, 3.0):
+        variants = ((0.0, 0.0, 0.0), (3.0, 0.0, 0.0), (0.0, 0.3, 1.0), (4.0, 0.1, 1.5))  # sharpness, biases
+        for sharpness, selection_bias, base_bias in variants:
             expected, expected_share = multiscale.pyramid_fuse(visible, infrared, weights, 3, 0.5, 2, sharpness, 8.0,
-                                                               0.2, 1.1)
+                                                               0.2, 1.1, selection_bias, base_bias)
             actual, share = multiscale.pyramid_fuse(tensor(visible), tensor(infrared), tensor(weights), 3, 0.5, 2,
-                                                    sharpness, 8.0, 0.2, 1.1, ops=TORCH)
+                                                    sharpness, 8.0, 0.2, 1.1, selection_bias, base_bias, ops=TORCH)
             np.testing.assert_allclose(array(actual), expected, atol=2e-2)
             np.testing.assert_allclose(array(share), expected_share, atol=1e-3)
             assert expected_share.min() >= 0.0 and expected_share.max() <= 1.0
         bands = multiscale.laplacian_pyramid(visible, 3)
         np.testing.assert_allclose(multiscale.collapse_pyramid(bands), visible, atol=1e-3)  # exact inverse
+
+    def test_tone_curve_matches_numpy(self):
+        image = (RNG.random((37, 53)) * 300 - 20).astype(np.float32)  # beyond the knots at both ends
+        knots, values = [0.0, 10.5, 128.0, 250.0, 255.0], [5.0, 30.0, 100.0, 240.0, 250.0]
+        expected = NUMPY_OPS.interp(image, knots, values)
+        np.testing.assert_allclose(expected, np.interp(image, knots, values), atol=1e-4)
+        np.testing.assert_allclose(array(TORCH.interp(tensor(image), knots, values)), expected, atol=1e-3)
+        assert expected.dtype == np.float32 and expected.min() == 5.0 and expected.max() == 250.0
+
+    @pytest.mark.parametrize("dtype,levels", [(np.uint8, 256), (np.uint16, 65536)])
+    def test_tone_map_of_integer_data_matches_numpy(self, dtype, levels):
+        image = RNG.integers(0, levels, (37, 53)).astype(dtype)
+        knots, values = [0.0, 0.2 * levels, 0.5 * levels, levels - 1.0], [0.0, 100.0, 130.0, 255.0]
+        expected = NUMPY_OPS.tone_map(image, knots, values)
+        np.testing.assert_allclose(expected, np.interp(image, knots, values), atol=1e-3)
+        thermal = TORCH.upload(image, "tone")  # uint16 travels as int32
+        np.testing.assert_allclose(array(TORCH.tone_map(thermal, knots, values)), expected, atol=1e-3)
 
     def test_fusion_rule_matches_numpy(self):
         visible, infrared = ((RNG.random((2, 60, 80)) * 255).astype(np.float32))

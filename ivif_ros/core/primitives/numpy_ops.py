@@ -159,6 +159,19 @@ class NumpyOps:
         cv2.copyTo(if_true, np.ascontiguousarray(condition).view(np.uint8), out)
         return out
 
+    def tone_map(self, image: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
+        """``interp`` of the raw image; integer data through a table of every level (one lookup per pixel)."""
+        levels = self.integer_levels(image)
+        if levels is None:
+            return self.interp(image, knots, values)
+        table = np.interp(np.arange(levels), knots, values).astype(np.float32)
+        return cv2.LUT(image, table) if levels == 256 else table[image]
+
+    def interp(self, image: np.ndarray, knots: Sequence[float], values: Sequence[float]) -> np.ndarray:
+        """Piecewise-linear tone curve through (``knots``[i], ``values``[i]) (``knots`` increasing),
+        constant beyond the ends; float32."""
+        return np.interp(image, knots, values).astype(np.float32)
+
     def resize(self, image: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
         """To ``size`` = (height, width): ``"area"`` (``INTER_AREA``) or ``"linear"`` (``INTER_LINEAR``)."""
         if image.shape[-2:] == tuple(size):

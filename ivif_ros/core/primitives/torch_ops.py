@@ -433,6 +433,25 @@ class TorchOps:
         """Per pixel ``if_true`` where ``condition`` holds, else ``if_false``."""
         return torch.where(condition, if_true, if_false)
 
+    def tone_map(self, image: torch.Tensor, knots: Sequence[float], values: Sequence[float]) -> torch.Tensor:
+        """``interp`` of the raw image; integer data through a table of every level (one lookup per pixel)."""
+        levels = self.integer_levels(image)
+        if levels is None:
+            return self.interp(image, knots, values)
+        table = self.interp(torch.arange(levels, device=image.device, dtype=torch.float32), knots, values)
+        return table[image.long()]
+
+    def interp(self, image: torch.Tensor, knots: Sequence[float], values: Sequence[float]) -> torch.Tensor:
+        """Piecewise-linear tone curve through (``knots``[i], ``values``[i]) (``knots`` increasing),
+        constant beyond the ends (``np.interp``); float32."""
+        xs = torch.tensor([float(k) for k in knots], dtype=torch.float64, device=image.device)  # change per frame
+        ys = torch.tensor([float(v) for v in values], dtype=torch.float64, device=image.device)
+        flat = image.reshape(-1).double()
+        right = torch.searchsorted(xs, flat, right=True).clamp(1, len(knots) - 1)
+        x0, x1, y0, y1 = xs[right - 1], xs[right], ys[right - 1], ys[right]
+        mapped = y0 + (flat.clamp(xs[0], xs[-1]) - x0) * (y1 - y0) / (x1 - x0)
+        return mapped.float().reshape(image.shape)
+
     def resize(self, image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
         """OpenCV-compatible resize of (..., H, W) to ``size`` = (height, width), ``"area"`` or ``"linear"``."""
         height, width = image.shape[-2:]
