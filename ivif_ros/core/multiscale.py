@@ -96,7 +96,7 @@ def match_select_band(
     match = ops.box_mean(visible * thermal, radius) * ops.scalar(2.0) / (energy_vis + energy_ir + ops.scalar(1e-6))
     if selection_sharpness > 0 or evidence is not None:
         floor = ops.scalar(1e-3)
-        log_ratio = ops.log(energy_vis + floor) - ops.log(energy_ir + floor)
+        log_ratio = ops.log((energy_vis + floor) / (energy_ir + floor))  # one log instead of two
         if evidence is not None:
             log_ratio = log_ratio + evidence
         if selection_sharpness > 0:
@@ -192,4 +192,4 @@ def pyramid_fuse(
 def _logit(weights: Any, ops: Any) -> Any:
     """``log(w / (1 − w))`` of a share map, bounded to about ±4.6 (w clipped to [0.01, 0.99])."""
     clipped = ops.clip(weights, 0.01, 0.99)
-    return ops.log(clipped) - ops.log(ops.scalar(1.0) - clipped)
+    return ops.log(clipped / (ops.scalar(1.0) - clipped))

@@ -57,7 +57,7 @@ class NodeSettings:
                                    choices=("auto", "reliable", "best_effort"))
     qos_depth: int = setting(2, "input and output keep-last depth", low=1, high=100)
     queue_size: int = setting(10, "synchroniser queue length per stream", low=1, high=1000)
-    max_backlog: int = setting(2, "ready pairs the node may fall behind and still fuse in order (no loss on a "
+    max_backlog: int = setting(4, "ready pairs the node may fall behind and still fuse in order (no loss on a "
                                "hiccup); beyond that it skips to the newest pair (bounded latency); 0 = always newest",
                                low=0, high=100, runtime=True)
     thermal_transport: str = setting(

@@ -98,7 +98,10 @@ class NumpyOps:
 
     def histogram_percentiles(self, image: np.ndarray, percents: Sequence[float]) -> list[float]:
         """Integer percentiles of uint8/uint16 data from the histogram (first level reaching the count)."""
-        counts = np.bincount(image.ravel(), minlength=self.integer_levels(image))
+        if image.dtype == np.uint8:  # OpenCV's histogram is several times faster than bincount here
+            counts = cv2.calcHist([np.ascontiguousarray(image)], [0], None, [256], [0, 256]).ravel()
+        else:
+            counts = np.bincount(image.ravel(), minlength=self.integer_levels(image))
         cumulative = np.cumsum(counts, dtype=np.float64)
         total = cumulative[-1]
         return [float(int(np.searchsorted(cumulative, total * p / 100.0, side="left"))) for p in percents]
