@@ -61,11 +61,13 @@ class TestFusionNode:
         assert len(fused) >= 2 and set(fused) <= set(range(12))
         assert 11 in weights and 11 in colored
 
-        # The node runs config/fusion.yaml = the FusionConfig defaults. Untrained detectors are
-        # randomly initialised per process, so pixel equality with the core needs trained weights.
-        pipeline = create_pipeline()
+        # The node runs config/fusion.yaml = the FusionConfig defaults, in stream mode over the pairs it
+        # fused (stale pairs are dropped before fusion), so the core's stream over the same frames in
+        # stamp order must give the same images. Untrained detectors are randomly initialised per
+        # process, so pixel equality with the core needs trained weights.
+        pipeline = create_pipeline(stream=True)
         trained = pipeline.describe()["trained"]
-        for k, msg in fused.items():
+        for k, msg in sorted(fused.items()):
             assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("bgr8", HEIGHT, WIDTH, FRAME_ID)
             thermal, visible = frame(k, HEIGHT, WIDTH)
             image = image_to_array(msg)
