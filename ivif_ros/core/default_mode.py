@@ -19,6 +19,7 @@ stretch is smoothed and followed by such a curve whose tone range stays within t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from . import enhance, fusion, multiscale, weight_map
@@ -68,7 +69,15 @@ def fuse_default(
     if config.visible_enhance > 0:
         visible_lum = _partly_enhanced(ops, visible_lum, config.visible_enhance, config)
     clock.lap("enhance")
-    scores, det_shape, window, stride = detect(visible_lum, thermal_lum, config.detector_scale)
+    bands = None
+    if config.fusion_scheme == "pyramid" and getattr(ops, "overlap_detection", False):
+        # The detector runs in its own thread while this one decomposes both sources (the "detect" lap
+        # then includes the decomposition).
+        pending = _detection_thread().submit(detect, visible_lum, thermal_lum, config.detector_scale)
+        bands = multiscale.decompose(visible_lum, thermal_lum, config.pyramid_levels, ops)
+        scores, det_shape, window, stride = pending.result()
+    else:
+        scores, det_shape, window, stride = detect(visible_lum, thermal_lum, config.detector_scale)
     clock.lap("detect")
     weights = weight_map.soft_weight_map(scores, window, stride, det_shape, config.weight_temperature, ops=ops)
     weights = ops.resize(weights, tuple(visible_lum.shape[-2:]), "linear")
@@ -82,7 +91,7 @@ def fuse_default(
         fused, weights = multiscale.pyramid_fuse(
             visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
             config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain,
-            config.selection_bias, config.base_bias, ops=ops,
+            config.selection_bias, config.base_bias, bands=bands, ops=ops,
         )
     else:
         weights, fused = _two_scale(ops, visible_lum, thermal_lum, weights, config, clock)
@@ -96,6 +105,16 @@ def fuse_default(
         fused = ops.tone_map(ops.to_uint8(fusion.apply_stretch(fused, output_bounds, ops)), knots, values)
     clock.lap("fuse")
     return fused, weights
+
+
+_DETECTION_THREADS: list[ThreadPoolExecutor] = []
+
+
+def _detection_thread() -> ThreadPoolExecutor:
+    """The process's one detector thread (created on first use)."""
+    if not _DETECTION_THREADS:
+        _DETECTION_THREADS.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivif_detect"))
+    return _DETECTION_THREADS[0]
 
 
 def _thermal_quantiles(ops: Any, thermal: Any) -> list[Any]:

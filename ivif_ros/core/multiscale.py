@@ -29,6 +29,7 @@ __all__ = [
     "collapse_pyramid",
     "match_select_band",
     "bright_base",
+    "decompose",
     "pyramid_fuse",
 ]
 
@@ -135,6 +136,12 @@ def usable_levels(shape: tuple[int, ...], levels: int) -> int:
     return max(1, min(levels, int(math.log2(max(2, min(shape[-2:])))) - 2))
 
 
+def decompose(visible: Any, thermal: Any, levels: int, ops: Any = NUMPY_OPS) -> tuple[list[Any], list[Any]]:
+    """Laplacian pyramids of both sources with ``usable_levels`` band-pass levels."""
+    levels = usable_levels(tuple(visible.shape), levels)
+    return laplacian_pyramid(visible, levels, ops), laplacian_pyramid(thermal, levels, ops)
+
+
 def pyramid_fuse(
     visible: Any,
     thermal: Any,
@@ -148,6 +155,7 @@ def pyramid_fuse(
     detail_gain: float = 1.0,
     selection_bias: float = 0.0,
     base_bias: float = 0.0,
+    bands: tuple[list[Any], list[Any]] | None = None,
     ops: Any = NUMPY_OPS,
 ) -> tuple[Any, Any]:
     """Fuse two luminances in a Laplacian pyramid under a visible-share weight map.
@@ -163,6 +171,7 @@ def pyramid_fuse(
             where the bands disagree; 0 = energies alone.
         base_bias: weight of the detector's log-odds (coarsest level) in the residual's brightness
             selection; 0 = brightness alone.
+        bands: ``decompose(visible, thermal, levels)`` when already computed.
         ops: the primitives.
 
     Returns:
@@ -170,9 +179,8 @@ def pyramid_fuse(
         share per pixel: the shares used at every level, expanded and averaged coarse to fine, each
         finer level counting as much as all coarser ones together).
     """
-    levels = usable_levels(tuple(visible.shape), levels)
-    visible_bands = laplacian_pyramid(visible, levels, ops)
-    thermal_bands = laplacian_pyramid(thermal, levels, ops)
+    visible_bands, thermal_bands = bands if bands is not None else decompose(visible, thermal, levels, ops)
+    levels = len(visible_bands) - 1
     weight_levels = gaussian_pyramid(weights, levels, ops)
     fused, shares = [], []
     for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1], strict=True):

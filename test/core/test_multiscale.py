@@ -85,3 +85,32 @@ def test_detector_evidence_shifts_the_base_selection() -> None:
     brightness_only = 100.0 + 10.0 / (1.0 + np.exp(-1.0))  # sigmoid((110 − 100) / 10) of the thermal
     assert abs(levels[0.5] - brightness_only) < 0.1
     assert levels[0.02] > levels[0.5] + 1.0 and levels[0.98] < levels[0.5] - 3.0  # evidence for the visible
+
+
+def test_detector_thread_beside_decomposition_changes_nothing(monkeypatch) -> None:
+    """On the CPU the detector runs in its own thread while the pyramids are built; the fused
+    frames and weight maps must be exactly those of the sequential order."""
+    import threading
+
+    from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core.primitives.numpy_ops import NumpyOps
+    from ivif_ros.core.synthetic import synthetic_pair
+
+    frames = [synthetic_pair(96, 128, seed=3, t=k / 30) for k in range(4)]
+    results, detector_threads = {}, set()
+    for overlap in (False, True):
+        monkeypatch.setattr(NumpyOps, "overlap_detection", overlap)
+        pipeline = create_pipeline(stream=True)
+        original = pipeline._detect
+
+        def recording(*args, original=original, overlap=overlap):
+            detector_threads.add((overlap, threading.current_thread().name))
+            return original(*args)
+
+        monkeypatch.setattr(pipeline, "_detect", recording)
+        results[overlap] = [pipeline(thermal, visible) for thermal, visible in frames]
+    assert {name for flag, name in detector_threads if flag} != {threading.current_thread().name}
+    assert {name for flag, name in detector_threads if not flag} == {threading.current_thread().name}
+    for sequential, overlapped in zip(results[False], results[True], strict=True):
+        assert np.array_equal(sequential.fused, overlapped.fused)
+        assert np.array_equal(sequential.weights, overlapped.weights)

@@ -38,6 +38,9 @@ class NumpyOps:
 
     name = "numpy"
     device = "cpu"
+    #: The default mode runs the detector in a second thread beside the pyramid decomposition (CPU:
+    #: onnxruntime/torch and OpenCV release the GIL, so a second core overlaps them).
+    overlap_detection = True
 
     # ---- frames in and out -----------------------------------------------------------------
     def frame_context(self) -> contextlib.AbstractContextManager:

@@ -166,6 +166,8 @@ class TorchOps:
     """
 
     name = "torch"
+    #: No detector thread: on CUDA the work is queued on the device anyway.
+    overlap_detection = False
 
     #: Pinned host buffers kept (least recently used dropped first): 4 roles × 2 slots × 3 sizes.
     MAX_HOST_BUFFERS = 24
