@@ -18,6 +18,7 @@ stretch is smoothed and followed by such a curve whose tone range stays within t
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -107,14 +108,18 @@ def fuse_default(
     return fused, weights
 
 
-_DETECTION_THREADS: list[ThreadPoolExecutor] = []
+_DETECTION_THREADS: dict[int, ThreadPoolExecutor] = {}  # process id -> its detector thread
 
 
 def _detection_thread() -> ThreadPoolExecutor:
-    """The process's one detector thread (created on first use)."""
-    if not _DETECTION_THREADS:
-        _DETECTION_THREADS.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivif_detect"))
-    return _DETECTION_THREADS[0]
+    """This process's one detector thread, created on first use. Keyed by process id: a forked child
+    (e.g. a multiprocessing worker) inherits the parent's executor but not its thread, so it gets its own."""
+    pid = os.getpid()
+    executor = _DETECTION_THREADS.get(pid)
+    if executor is None:
+        _DETECTION_THREADS.clear()  # a parent's executor is unusable here (its thread did not fork)
+        executor = _DETECTION_THREADS[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivif_detect")
+    return executor
 
 
 def _thermal_quantiles(ops: Any, thermal: Any) -> list[Any]:

@@ -114,3 +114,26 @@ def test_detector_thread_beside_decomposition_changes_nothing(monkeypatch) -> No
     for sequential, overlapped in zip(results[False], results[True], strict=True):
         assert np.array_equal(sequential.fused, overlapped.fused)
         assert np.array_equal(sequential.weights, overlapped.weights)
+
+
+def _fuse_in_child() -> float:
+    from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core.synthetic import synthetic_pair
+
+    thermal, visible = synthetic_pair(64, 80, seed=5, t=0.0)
+    return float(create_pipeline()(thermal, visible).fused.mean())
+
+
+def test_forked_worker_fuses_after_the_parent_used_the_detector_thread() -> None:
+    """A fork (multiprocessing workers, e.g. ivif-eval --workers) inherits the parent's detector
+    executor but not its thread; the child must get its own instead of waiting forever."""
+    import multiprocessing
+
+    from ivif_ros.backends.choice import create_pipeline
+    from ivif_ros.core.synthetic import synthetic_pair
+
+    thermal, visible = synthetic_pair(64, 80, seed=5, t=0.0)
+    in_parent = float(create_pipeline()(thermal, visible).fused.mean())  # the parent's thread now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        in_child = pool.apply_async(_fuse_in_child).get(timeout=120)  # a hang fails here, not a speed check
+    assert in_child == in_parent
