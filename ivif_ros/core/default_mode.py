@@ -71,7 +71,7 @@ def fuse_default(
         visible_lum = _partly_enhanced(ops, visible_lum, config.visible_enhance, config)
     clock.lap("enhance")
     bands = None
-    if config.fusion_scheme == "pyramid" and getattr(ops, "overlap_detection", False):
+    if config.fusion_scheme == "pyramid" and ops.overlap_detection:
         # The detector runs in its own thread while this one decomposes both sources (the "detect" lap
         # then includes the decomposition).
         pending = _detection_thread().submit(detect, visible_lum, thermal_lum, config.detector_scale)
