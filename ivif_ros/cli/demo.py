@@ -89,6 +89,7 @@ def demo(args: argparse.Namespace) -> int:
 
     from ivif_ros import topics
     from ivif_ros.ros.conversions import array_to_image, image_to_array
+    from ivif_ros.ros.diagnostics import drops_by_reason
 
     source, frames = _load_frames(args)
     print(f"source: {source}", flush=True)
@@ -199,8 +200,7 @@ def demo(args: argparse.Namespace) -> int:
     print(f"source: {source}")
     print(f"sent {total} pairs, received {len(fused)} fused frames ({total - len(fused)} dropped or lost), "
           f"written to {out}/")
-    drops = {key.removeprefix("drops_"): value for key, value in status.items()
-             if key.startswith("drops_") and key != "drops_total" and value != "0"}
+    drops = {reason: count for reason, count in drops_by_reason(status).items() if count}
     print("node drops: " + (", ".join(f"{reason} {count}" for reason, count in sorted(drops.items())) or "none")
           + (f"; processing p50 {status['processing_ms_p50']} ms" if "processing_ms_p50" in status else ""))
     if not fused:

@@ -88,6 +88,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run the soak; returns the report (also written to ``args.out``)."""
+    from ivif_ros.ros.diagnostics import drops_by_reason
     from ivif_ros.ros.faults import RAW_FAULTS, Injector
 
     out = Path(args.out)
@@ -170,8 +171,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         else:
             latencies.append((arrived - sent) * 1e3)
     not_fused = len(lost)
-    drops = {key.removeprefix("drops_"): int(value) for key, value in values.items()
-             if key.startswith("drops_") and key != "drops_total"}
+    drops = drops_by_reason(values)
     report = {
         "pairs": args.pairs, "width": args.width, "height": args.height, "rate_hz": args.rate,
         "fault_every": args.fault_every, "faults_injected": len(injected), "fault_kinds": sorted(set(injected)),

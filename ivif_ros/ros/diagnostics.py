@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NodeStatistics", "StatisticsSnapshot", "to_diagnostic_status"]
+__all__ = ["NodeStatistics", "StatisticsSnapshot", "drops_by_reason", "to_diagnostic_status"]
 
 
 class _RateMeter:
@@ -187,3 +187,9 @@ def to_diagnostic_status(
         hardware_id=hardware_id,
         values=[KeyValue(key=key, value=value) for key, value in values.items()],
     )
+
+
+def drops_by_reason(values: dict[str, str]) -> dict[str, int]:
+    """The ``drops_<reason>`` counts of a fusion status's key/values (``drops_total`` left out)."""
+    return {key.removeprefix("drops_"): int(value) for key, value in values.items()
+            if key.startswith("drops_") and key != "drops_total"}
