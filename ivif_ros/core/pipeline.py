@@ -27,6 +27,7 @@ from . import enhance, fusion, seed_mode, weight_map
 from .config import MIN_SIDE, RUNTIME_FIELDS, FusionConfig
 from .default_mode import fuse_default
 from .errors import FusionInputError
+from .heap import retain_freed_memory
 from .primitives import NUMPY_OPS, ops_for
 from .registration import match_thermal_size
 from .settings import coerce, settings_of
@@ -168,6 +169,10 @@ class FusionPipeline:
             and restart on a scene cut or size change (``core.temporal``); batches are then fused
             frame by frame, in order. False: every pair on its own (stills).
 
+    Attributes:
+        heap_reuse: whether freed frame-sized memory stays in the process for the next frame
+            (``core.heap.retain_freed_memory``, set for the process on construction; glibc only).
+
     Raises:
         FusionInputError: invalid config or no detector for the configured mode; errors of a
         detector source (``ModelError``, ``BackendError``) surface when a mode's detector is first
@@ -196,6 +201,7 @@ class FusionPipeline:
         self._uint8_weights = bool(uint8_weights)
         self.stream = stream
         self._normaliser = StreamNormaliser(self.config.temporal_smoothing, self.config.scene_cut)
+        self.heap_reuse = retain_freed_memory()
 
     # ---- configuration -------------------------------------------------------------------
     def check_update(self, **changes: Any) -> FusionConfig:
@@ -242,6 +248,7 @@ class FusionPipeline:
             "model": getattr(info, "name", "?"),
             "model_path": str(getattr(info, "path", "") or ""),
             "trained": bool(getattr(info, "trained", False)),
+            "heap_reuse": self.heap_reuse,
         }
 
     def _detector(self, mode: str) -> Any:

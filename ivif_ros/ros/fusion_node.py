@@ -114,7 +114,7 @@ class FusionNode(Node):
         self.get_logger().info(
             f"fusion pipeline ready: mode={config.mode} backend={self._pipeline_info.get('backend')} "
             f"device={self._pipeline_info.get('device')} model={self._pipeline_info.get('model')} "
-            f"trained={self._pipeline_info.get('trained')}"
+            f"trained={self._pipeline_info.get('trained')} heap_reuse={self._pipeline_info.get('heap_reuse')}"
         )
 
         self._sync = ApproximateSynchronizer(
