@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from . import enhance, fusion, multiscale, weight_map
 from .config import FusionConfig
-from .temporal import RANGE_PERCENTILES, TONE_PERCENTILES
+from .temporal import QUANTILE_SAMPLES, RANGE_PERCENTILES, TONE_PERCENTILES
 
 __all__ = ["fuse_default"]
 
@@ -70,12 +70,15 @@ def fuse_default(
     if config.visible_enhance > 0:
         visible_lum = _partly_enhanced(ops, visible_lum, config.visible_enhance, config)
     clock.lap("enhance")
-    bands = None
+    analysis = None
     if config.fusion_scheme == "pyramid" and ops.overlap_detection:
-        # The detector runs in its own thread while this one decomposes both sources (the "detect" lap
-        # then includes the decomposition).
+        # The detector runs in its own thread while this one does the pyramid work that needs no
+        # weights: both sources' pyramids and their bands' match and energies (the "detect" lap then
+        # includes it).
         pending = _detection_thread().submit(detect, visible_lum, thermal_lum, config.detector_scale)
-        bands = multiscale.decompose(visible_lum, thermal_lum, config.pyramid_levels, ops)
+        soft = multiscale.soft_selection(config.selection_sharpness, config.selection_bias)
+        analysis = multiscale.analyse_bands(visible_lum, thermal_lum, config.pyramid_levels, config.match_radius, soft,
+                                            ops)
         scores, det_shape, window, stride = pending.result()
     else:
         scores, det_shape, window, stride = detect(visible_lum, thermal_lum, config.detector_scale)
@@ -92,7 +95,7 @@ def fuse_default(
         fused, weights = multiscale.pyramid_fuse(
             visible_lum, thermal_lum, weights, config.pyramid_levels, config.match_threshold, config.match_radius,
             config.selection_sharpness, config.base_temperature, config.base_complement, config.detail_gain,
-            config.selection_bias, config.base_bias, bands=bands, ops=ops,
+            config.selection_bias, config.base_bias, analysis=analysis, ops=ops,
         )
     else:
         weights, fused = _two_scale(ops, visible_lum, thermal_lum, weights, config, clock)
@@ -100,9 +103,9 @@ def fuse_default(
     if stream is None or clip <= 0:
         fused = fusion.apply_stretch(fused, fusion.stretch_bounds(fused, clip, ops), ops)
     else:  # the curve maps the 8-bit stretched output through one table lookup
-        quantiles = ops.percentiles(fused, (clip, 100.0 - clip, *TONE_PERCENTILES), step=2)
+        quantiles = ops.percentiles(fused, (clip, 100.0 - clip, *TONE_PERCENTILES), 2, QUANTILE_SAMPLES)
         output_bounds, knots, values = stream.output_tone(
-            quantiles[:2], quantiles[2:], ops.percentiles(visible_lum, RANGE_PERCENTILES, step=4))
+            quantiles[:2], quantiles[2:], ops.percentiles(visible_lum, RANGE_PERCENTILES, 4, QUANTILE_SAMPLES))
         fused = ops.tone_map(ops.to_uint8(fusion.apply_stretch(fused, output_bounds, ops)), knots, values)
     clock.lap("fuse")
     return fused, weights
@@ -126,7 +129,7 @@ def _thermal_quantiles(ops: Any, thermal: Any) -> list[Any]:
     """The raw thermal frame's quantiles at ``TONE_PERCENTILES`` (from the histogram of integer data)."""
     if ops.integer_levels(thermal) is not None:
         return ops.histogram_percentiles(thermal, TONE_PERCENTILES)
-    return ops.percentiles(thermal, TONE_PERCENTILES, step=4)
+    return ops.percentiles(thermal, TONE_PERCENTILES, 4, QUANTILE_SAMPLES)
 
 
 def _two_scale(

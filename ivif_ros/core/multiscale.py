@@ -19,7 +19,7 @@ Written over the primitives (``ops``: numpy/OpenCV by default, or torch); float3
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from .primitives import NUMPY_OPS
 
@@ -28,8 +28,11 @@ __all__ = [
     "gaussian_pyramid",
     "collapse_pyramid",
     "match_select_band",
+    "band_statistics",
     "bright_base",
-    "decompose",
+    "BandAnalysis",
+    "analyse_bands",
+    "soft_selection",
     "pyramid_fuse",
 ]
 
@@ -65,6 +68,26 @@ def collapse_pyramid(bands: list[Any], ops: Any = NUMPY_OPS) -> Any:
     return image
 
 
+def band_statistics(visible: Any, thermal: Any, radius: int = 2, soft: bool = True, ops: Any = NUMPY_OPS
+                    ) -> tuple[Any, Any]:
+    """What Burt's rule needs of two bands before any weight map: the local match and energy balance.
+
+    Local energies ``E = mean(band²)`` and match ``M = 2·mean(vis·ir) / (E_vis + E_ir)`` over the
+    (2·radius+1)² window.
+
+    Returns:
+        (``M``, the energy balance): ``log(E_vis / E_ir)`` (energies floored at 1e-3) when ``soft``,
+        else 1.0 where ``E_vis > E_ir`` and 0.0 elsewhere (the hard selection itself).
+    """
+    energy_vis = ops.box_mean(visible * visible, radius)
+    energy_ir = ops.box_mean(thermal * thermal, radius)
+    match = ops.box_mean(visible * thermal, radius) * ops.scalar(2.0) / (energy_vis + energy_ir + ops.scalar(1e-6))
+    if not soft:
+        return match, ops.to_float(energy_vis > energy_ir)
+    floor = ops.scalar(1e-3)
+    return match, ops.log((energy_vis + floor) / (energy_ir + floor))  # one log instead of two
+
+
 def match_select_band(
     visible: Any,
     thermal: Any,
@@ -74,12 +97,12 @@ def match_select_band(
     selection_sharpness: float = 0.0,
     evidence: Any = None,
     ops: Any = NUMPY_OPS,
+    statistics: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Any]:
     """Burt's rule for one band with a weight map for the averaging mode.
 
-    Local energies ``E = mean(band²)`` and match ``M = 2·mean(vis·ir) / (E_vis + E_ir)`` over the
-    (2·radius+1)² window. Where ``M ≥ threshold`` the bands are averaged,
-    ``weights·vis + (1 − weights)·ir``; elsewhere the band of larger evidence
+    With the local match ``M`` and energies of ``band_statistics``: where ``M ≥ threshold`` the
+    bands are averaged, ``weights·vis + (1 − weights)·ir``; elsewhere the band of larger evidence
     ``log(E_vis / E_ir) + evidence`` is selected — hard when ``selection_sharpness`` is 0 (Burt;
     Liu et al. 2017), else softly with ``sigmoid(selection_sharpness·(log(E_vis / E_ir) + evidence))``.
 
@@ -88,24 +111,22 @@ def match_select_band(
         weights: float32 visible share in [0, 1] (same shape).
         evidence: float32 log-odds for the visible band added to the energy ratio (the detector's);
             None = energies alone.
+        statistics: ``band_statistics(visible, thermal, radius, soft)`` when already computed, with
+            ``soft`` = ``selection_sharpness > 0 or evidence is not None``.
 
     Returns:
         (float32 fused band, the visible share used per coefficient).
     """
-    energy_vis = ops.box_mean(visible * visible, radius)
-    energy_ir = ops.box_mean(thermal * thermal, radius)
-    match = ops.box_mean(visible * thermal, radius) * ops.scalar(2.0) / (energy_vis + energy_ir + ops.scalar(1e-6))
-    if selection_sharpness > 0 or evidence is not None:
-        floor = ops.scalar(1e-3)
-        log_ratio = ops.log((energy_vis + floor) / (energy_ir + floor))  # one log instead of two
-        if evidence is not None:
-            log_ratio = log_ratio + evidence
+    soft = selection_sharpness > 0 or evidence is not None
+    match, balance = statistics if statistics is not None else band_statistics(visible, thermal, radius, soft, ops)
+    if soft:
+        log_ratio = balance + evidence if evidence is not None else balance
         if selection_sharpness > 0:
             selection = ops.sigmoid(log_ratio * ops.scalar(selection_sharpness))
         else:
             selection = ops.to_float(log_ratio > 0)
     else:
-        selection = ops.to_float(energy_vis > energy_ir)
+        selection = balance
     share = ops.where(match >= threshold, weights, selection)
     return thermal + share * (visible - thermal), share
 
@@ -136,10 +157,33 @@ def usable_levels(shape: tuple[int, ...], levels: int) -> int:
     return max(1, min(levels, int(math.log2(max(2, min(shape[-2:])))) - 2))
 
 
-def decompose(visible: Any, thermal: Any, levels: int, ops: Any = NUMPY_OPS) -> tuple[list[Any], list[Any]]:
-    """Laplacian pyramids of both sources with ``usable_levels`` band-pass levels."""
+class BandAnalysis(NamedTuple):
+    """Both sources' Laplacian pyramids and, per band-pass level, ``band_statistics``."""
+
+    visible: list[Any]
+    thermal: list[Any]
+    statistics: list[tuple[Any, Any]]
+
+
+def analyse_bands(
+    visible: Any, thermal: Any, levels: int, radius: int = 2, soft: bool = True, ops: Any = NUMPY_OPS
+) -> BandAnalysis:
+    """Everything of ``pyramid_fuse`` that does not need the weight map (it can run beside the detector).
+
+    Laplacian pyramids of both sources with ``usable_levels`` band-pass levels and the match and
+    energy balance of every band-pass pair (``soft``: see ``band_statistics``).
+    """
     levels = usable_levels(tuple(visible.shape), levels)
-    return laplacian_pyramid(visible, levels, ops), laplacian_pyramid(thermal, levels, ops)
+    visible_bands = laplacian_pyramid(visible, levels, ops)
+    thermal_bands = laplacian_pyramid(thermal, levels, ops)
+    statistics = [band_statistics(v, t, radius, soft, ops)
+                  for v, t in zip(visible_bands[:-1], thermal_bands[:-1], strict=True)]
+    return BandAnalysis(visible_bands, thermal_bands, statistics)
+
+
+def soft_selection(selection_sharpness: float, selection_bias: float) -> bool:
+    """Whether ``pyramid_fuse`` selects bands softly or with evidence (``band_statistics``' ``soft``)."""
+    return selection_sharpness > 0 or bool(selection_bias)
 
 
 def pyramid_fuse(
@@ -155,7 +199,7 @@ def pyramid_fuse(
     detail_gain: float = 1.0,
     selection_bias: float = 0.0,
     base_bias: float = 0.0,
-    bands: tuple[list[Any], list[Any]] | None = None,
+    analysis: BandAnalysis | None = None,
     ops: Any = NUMPY_OPS,
 ) -> tuple[Any, Any]:
     """Fuse two luminances in a Laplacian pyramid under a visible-share weight map.
@@ -171,7 +215,8 @@ def pyramid_fuse(
             where the bands disagree; 0 = energies alone.
         base_bias: weight of the detector's log-odds (coarsest level) in the residual's brightness
             selection; 0 = brightness alone.
-        bands: ``decompose(visible, thermal, levels)`` when already computed.
+        analysis: ``analyse_bands(visible, thermal, levels, radius, soft_selection(selection_sharpness,
+            selection_bias))`` when already computed.
         ops: the primitives.
 
     Returns:
@@ -179,13 +224,17 @@ def pyramid_fuse(
         share per pixel: the shares used at every level, expanded and averaged coarse to fine, each
         finer level counting as much as all coarser ones together).
     """
-    visible_bands, thermal_bands = bands if bands is not None else decompose(visible, thermal, levels, ops)
+    if analysis is None:
+        soft = soft_selection(selection_sharpness, selection_bias)
+        analysis = analyse_bands(visible, thermal, levels, radius, soft, ops)
+    visible_bands, thermal_bands = analysis.visible, analysis.thermal
     levels = len(visible_bands) - 1
     weight_levels = gaussian_pyramid(weights, levels, ops)
     fused, shares = [], []
-    for v, t, w in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1], strict=True):
+    for v, t, w, statistics in zip(visible_bands[:-1], thermal_bands[:-1], weight_levels[:-1], analysis.statistics,
+                                   strict=True):
         evidence = _logit(w, ops) * ops.scalar(selection_bias) if selection_bias else None
-        band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, evidence, ops)
+        band, share = match_select_band(v, t, w, threshold, radius, selection_sharpness, evidence, ops, statistics)
         fused.append(band * ops.scalar(detail_gain) if detail_gain != 1.0 else band)
         shares.append(share)
     evidence = _logit(weight_levels[-1], ops) * ops.scalar(base_bias) if base_bias else None

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["StreamNormaliser", "THUMBNAIL_SIZE", "TONE_PERCENTILES", "RANGE_PERCENTILES"]
+__all__ = ["StreamNormaliser", "THUMBNAIL_SIZE", "TONE_PERCENTILES", "RANGE_PERCENTILES", "QUANTILE_SAMPLES"]
 
 #: (height, width) of the visible thumbnail compared between frames.
 THUMBNAIL_SIZE = (24, 32)
@@ -28,6 +28,9 @@ THUMBNAIL_SIZE = (24, 32)
 TONE_PERCENTILES = (0.0, 0.5, 2.0, 10.0, 25.0, 50.0, 75.0, 90.0, 98.0, 99.5, 100.0)
 #: Percentiles whose distance is an image's tone range (the output's may not exceed the inputs').
 RANGE_PERCENTILES = (0.5, 99.5)
+#: The most values a stream frame's quantile estimate reads: the ``[::2, ::2]`` sample of a 640×512
+#: frame; larger frames are sampled more sparsely (``sample_step``), so the cost stays flat.
+QUANTILE_SAMPLES = 81920
 _LOW, _MEDIAN, _HIGH = (TONE_PERCENTILES.index(p) for p in (RANGE_PERCENTILES[0], 50.0, RANGE_PERCENTILES[1]))
 #: Smallest step between consecutive knots of a tone curve (grey levels or raw units).
 _KNOT_STEP = 1e-3

@@ -217,6 +217,21 @@ class TestPrimitives:
             expected = NUMPY_OPS.histogram_percentiles(counts[k, 0], (0.5, 99.5))
             assert [bounds[0][k].item(), bounds[1][k].item()] == expected
 
+    def test_capped_percentile_samples(self):
+        """``max_samples`` widens the step only when the sample would exceed it, on both primitive sets."""
+        from ivif_ros.core.primitives.numpy_ops import sample_step
+
+        assert sample_step((512, 640), 2, 81920) == 2 and sample_step((1, 512, 640), 4, 81920) == 4
+        assert sample_step((1024, 1280), 2, 81920) == 4 and sample_step((1024, 1280), 2, None) == 2
+        step = sample_step((2160, 3840), 2, 81920)
+        assert -(-2160 // step) * -(-3840 // step) <= 81920 < -(-2160 // (step - 1)) * -(-3840 // (step - 1))
+        image = (RNG.random((90, 70)) * 1000).astype(np.float32)
+        capped = NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 2, 420)
+        assert capped == NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 4)  # 30 × 24 = 720 > 420 at step 3, 23 × 18 = 414 at 4
+        assert capped != NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 2)
+        on_torch = TORCH.percentiles(tensor(image), (1.0, 50.0, 99.0), 2, 420)
+        assert [bound.item() for bound in on_torch] == pytest.approx(capped, abs=1e-9)
+
     @pytest.mark.parametrize("size,mode,flag", [((17, 21), "area", cv2.INTER_AREA), ((64, 80), "area", cv2.INTER_AREA),
                                                 ((300, 200), "linear", cv2.INTER_LINEAR)])
     def test_resize_matches_opencv(self, size, mode, flag):

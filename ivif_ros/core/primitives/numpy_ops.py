@@ -7,6 +7,7 @@ the fusion modes bit-identical to their original numpy/OpenCV code.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +15,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["NumpyOps", "NUMPY_OPS"]
+__all__ = ["NumpyOps", "NUMPY_OPS", "sample_step"]
+
+
+def sample_step(shape: Sequence[int], step: int, max_samples: int | None) -> int:
+    """The subsampling step of a percentile estimate: ``step``, larger when ``image[::step, ::step]``
+    of an image of ``shape`` (last two: height, width) would hold more than ``max_samples`` values
+    (None = no cap), so that its cost stops growing with the frame size."""
+    height, width = shape[-2], shape[-1]
+    if max_samples is not None:
+        while math.ceil(height / step) * math.ceil(width / step) > max_samples:
+            step += 1
+    return step
 
 
 class _Clock:
@@ -94,8 +106,11 @@ class NumpyOps:
     def mean(self, image: np.ndarray) -> np.float32:
         return np.float32(image.mean())
 
-    def percentiles(self, image: np.ndarray, percents: Sequence[float], step: int = 1) -> list[float]:
-        """Percentiles (linear interpolation) of ``image[::step, ::step]``."""
+    def percentiles(
+        self, image: np.ndarray, percents: Sequence[float], step: int = 1, max_samples: int | None = None
+    ) -> list[float]:
+        """Percentiles (linear interpolation) of ``image[::s, ::s]``, s = ``sample_step(shape, step, max_samples)``."""
+        step = sample_step(image.shape, step, max_samples)
         sample = image[::step, ::step] if step > 1 else image
         return [float(v) for v in np.percentile(sample, list(percents))]
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .numpy_ops import sample_step
+
 __all__ = ["TorchOps"]
 
 # OpenCV's fixed-point YCrCb coefficients (imgproc/src/color_yuv.simd.hpp, shift 14).
@@ -312,8 +314,12 @@ class TorchOps:
     def mean(self, image: torch.Tensor) -> torch.Tensor:
         return image.mean(dim=(-2, -1), keepdim=True)
 
-    def percentiles(self, image: torch.Tensor, percents: Sequence[float], step: int = 1) -> list[torch.Tensor]:
-        """``np.percentile`` (linear, float64) of ``image[..., ::step, ::step]`` per frame."""
+    def percentiles(
+        self, image: torch.Tensor, percents: Sequence[float], step: int = 1, max_samples: int | None = None
+    ) -> list[torch.Tensor]:
+        """``np.percentile`` (linear, float64) of ``image[..., ::s, ::s]`` per frame, s = ``sample_step(shape,
+        step, max_samples)``."""
+        step = sample_step(image.shape, step, max_samples)
         sample = image[..., ::step, ::step].reshape(image.shape[0], -1).double()
         levels = _float64_constant([p / 100.0 for p in percents], image.device)
         bounds = torch.quantile(sample, levels, dim=-1)  # (k, B)
