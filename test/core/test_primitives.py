@@ -227,7 +227,8 @@ class TestPrimitives:
         assert -(-2160 // step) * -(-3840 // step) <= 81920 < -(-2160 // (step - 1)) * -(-3840 // (step - 1))
         image = (RNG.random((90, 70)) * 1000).astype(np.float32)
         capped = NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 2, 420)
-        assert capped == NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 4)  # 30 × 24 = 720 > 420 at step 3, 23 × 18 = 414 at 4
+        # 30 × 24 = 720 > 420 samples at step 3, 23 × 18 = 414 at step 4
+        assert capped == NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 4)
         assert capped != NUMPY_OPS.percentiles(image, (1.0, 50.0, 99.0), 2)
         on_torch = TORCH.percentiles(tensor(image), (1.0, 50.0, 99.0), 2, 420)
         assert [bound.item() for bound in on_torch] == pytest.approx(capped, abs=1e-9)
