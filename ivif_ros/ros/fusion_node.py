@@ -6,7 +6,7 @@ publishes. Everything the node drops is counted by reason and reported on ``/dia
 
 Supervision: every callback, timer and the worker loop catch any exception, count it as a drop
 named ``error_<ExceptionClass>`` and go on with the next message; a watchdog restarts a dead worker
-thread. The pipeline is warmed at ``warmup_size`` before the inputs are subscribed (``ready``).
+thread. The worker warms the pipeline at ``warmup_size`` before the inputs are subscribed (``ready``).
 
 Topics (relative, remappable; image_transport conventions):
     in:  ``thermal/image_raw``, ``rgb/image_raw`` (``sensor_msgs/Image``), or
@@ -98,6 +98,20 @@ class FusionNode(Node):
     def __init__(self, node_name: str = "fusion_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._uninstall_log_bridge = install_log_bridge(self.get_logger())
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._setup_done = threading.Event()
+        try:
+            self._set_up_pipeline()
+            self._set_up_topics()
+        except BaseException:  # a failed start leaves no bridge behind and no worker waiting
+            self._stop.set()
+            self._uninstall_log_bridge()
+            raise
+        self._setup_done.set()
+
+    def _set_up_pipeline(self) -> None:
+        """Parameters, the pipeline and the worker thread, which warms the pipeline before this returns."""
         self._declare_parameters()
         choice, node_settings, config = read_settings({name: self._param(name) for name in parameter_table()})
         self._homography = parse_homography(list(node_settings.homography))
@@ -110,7 +124,11 @@ class FusionNode(Node):
         self._catch_up_requests = 0  # incremented by callbacks on frames of a size not warmed yet
         self._catch_up_seen = 0
         self._catch_up_left = 0
-        self._warm_up(self._param("warmup_size"))
+        self._worker = self._start_worker(warmup_size=self._param("warmup_size"))
+
+    def _set_up_topics(self) -> None:
+        """Everything after the warm-up: synchroniser, publishers, subscriptions, timers."""
+        config = self._pipeline.config
         self.get_logger().info(
             f"fusion pipeline ready: mode={config.mode} backend={self._pipeline_info.get('backend')} "
             f"device={self._pipeline_info.get('device')} model={self._pipeline_info.get('model')} "
@@ -163,9 +181,6 @@ class FusionNode(Node):
         self.create_timer(self._param("diagnostics_period"), diagnostics_timer)
         self.add_on_set_parameters_callback(self._guarded_parameters(self._on_set_parameters))
 
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._worker = self._start_worker()
         self.create_timer(min(1.0, self._stall_timeout / 2), self._guarded("watchdog", self._watchdog))
         self._guarded("publish_diagnostics", self._publish_diagnostics)()  # ready=true at once
 
@@ -334,14 +349,40 @@ class FusionNode(Node):
 
         return guarded
 
-    def _start_worker(self) -> threading.Thread:
-        worker = threading.Thread(target=self._run_worker, name="fusion_worker", daemon=True)
+    def _start_worker(self, warmup_size: list[float] | None = None) -> threading.Thread:
+        """Start the worker thread. With ``warmup_size`` it first warms the pipeline itself and this call
+        returns when that is done (raising what the warm-up raised); its loop starts after the setup.
+
+        The warm-up runs in the worker because memory is per thread: malloc gives each thread its own
+        arena, whose pages a thread's first frame faults in (at 1280×1024 a pair warmed in another
+        thread took ≈ 0.5 s on its first real frame, one warmed in the worker ≈ 65 ms).
+        """
+        warm_up = None
+        if warmup_size is not None:
+            warm_up = {"size": warmup_size, "done": threading.Event(), "error": None}
+        worker = threading.Thread(target=self._run_worker, args=(warm_up,), name="fusion_worker", daemon=True)
         worker.start()
+        if warm_up is not None:
+            warm_up["done"].wait()
+            if warm_up["error"] is not None:
+                raise warm_up["error"]
         return worker
 
-    def _run_worker(self) -> None:
-        """The worker loop; records why it ended when something escapes it (the watchdog restarts it)."""
+    def _run_worker(self, warm_up: dict[str, Any] | None = None) -> None:
+        """The worker loop (after the warm-up, if any); records why it ended when something escapes it
+        (the watchdog restarts it)."""
         try:
+            if warm_up is not None:
+                try:
+                    self._warm_up(warm_up["size"])
+                except BaseException as exc:  # noqa: BLE001 - raised again by the constructor
+                    warm_up["error"] = exc
+                    return
+                finally:
+                    warm_up["done"].set()
+                while not self._setup_done.wait(timeout=0.1):
+                    if self._stop.is_set():
+                        return
             self._work()
         except BaseException as exc:  # noqa: BLE001 - reported by the watchdog, which restarts the loop
             self._worker_error = f"{type(exc).__name__}: {exc}"

@@ -7,6 +7,7 @@ whose seed weights cannot load.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import subprocess
@@ -254,4 +255,52 @@ def test_watchdog_restarts_a_dead_worker_and_reports_error(domain_id: int) -> No
         injector.close()
         executor.shutdown()
         node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_warm_up_runs_in_the_worker_thread_before_the_node_is_ready(domain_id: int, monkeypatch) -> None:
+    """Memory is per thread (malloc arenas): the thread that fuses the frames must be the one warmed,
+    before the constructor returns; an impossible warm-up still fails the start with its reason."""
+    from ivif_ros.core.errors import FusionInputError
+    from ivif_ros.core.pipeline import FusionPipeline
+    from ivif_ros.ros.fusion_node import FusionNode
+
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    fuse = FusionPipeline.__call__
+
+    def recording(pipeline: FusionPipeline, ir, vis):
+        calls.append((threading.current_thread().name, ir.shape[:2]))
+        return fuse(pipeline, ir, vis)
+
+    monkeypatch.setattr(FusionPipeline, "__call__", recording)
+    domain = domain_id + 2
+    namespace = _namespace()
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    small = [Parameter("warmup_size", value=[160.0, 128.0]), Parameter("diagnostics_period", value=0.3)]
+    bridge = logging.getLogger("ivif_ros")
+    before = (bridge.level, bridge.propagate, list(bridge.handlers))
+    node = executor = injector = None
+    try:
+        with pytest.raises(FusionInputError, match="warmup_size"):
+            FusionNode("refused_warm_up", context=context, namespace=namespace,
+                       parameter_overrides=[*small, Parameter("max_pixels", value=10000)])
+        assert (bridge.level, bridge.propagate, list(bridge.handlers)) == before  # the failed start left no bridge
+        assert not calls
+        node = FusionNode(context=context, namespace=namespace, parameter_overrides=small)
+        assert calls == [("fusion_worker", (128, 160))] * 2  # warmed in the worker before the constructor returned
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        injector = Injector(domain, namespace=namespace)
+        assert injector.wait_ready(30)
+        assert not injector.fuses_next(2)
+        assert len(calls) >= 4 and {name for name, _ in calls} == {"fusion_worker"}
+    finally:
+        if injector is not None:
+            injector.close()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown(context=context)
