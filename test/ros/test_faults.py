@@ -7,6 +7,7 @@ whose seed weights cannot load.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
@@ -260,7 +261,8 @@ def test_watchdog_restarts_a_dead_worker_and_reports_error(domain_id: int) -> No
 
 def test_warm_up_runs_in_the_worker_thread_before_the_node_is_ready(domain_id: int, monkeypatch) -> None:
     """Memory is per thread (malloc arenas): the thread that fuses the frames must be the one warmed,
-    before the constructor returns; an impossible warm-up still fails the start with its reason."""
+    before the constructor returns; an impossible warm-up still fails the start with its reason. As the
+    console script makes it, the node also freezes the start-up's objects (no long full collections)."""
     from ivif_ros.core.errors import FusionInputError
     from ivif_ros.core.pipeline import FusionPipeline
     from ivif_ros.ros.fusion_node import FusionNode
@@ -287,8 +289,10 @@ def test_warm_up_runs_in_the_worker_thread_before_the_node_is_ready(domain_id: i
                        parameter_overrides=[*small, Parameter("max_pixels", value=10000)])
         assert (bridge.level, bridge.propagate, list(bridge.handlers)) == before  # the failed start left no bridge
         assert not calls
-        node = FusionNode(context=context, namespace=namespace, parameter_overrides=small)
+        frozen = gc.get_freeze_count()
+        node = FusionNode(context=context, namespace=namespace, parameter_overrides=small, freeze_startup_objects=True)
         assert calls == [("fusion_worker", (128, 160))] * 2  # warmed in the worker before the constructor returned
+        assert gc.get_freeze_count() > frozen + 10000  # the start-up's objects are out of the collector's sight
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         threading.Thread(target=executor.spin, daemon=True).start()
@@ -304,3 +308,4 @@ def test_warm_up_runs_in_the_worker_thread_before_the_node_is_ready(domain_id: i
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+        gc.unfreeze()  # the rest of this test process collects as usual
