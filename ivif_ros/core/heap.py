@@ -2,13 +2,14 @@
 
 A fused frame allocates and frees some thirty float32 temporaries of the frame's size. With glibc's
 defaults, blocks of a megabyte are mapped from the kernel per allocation and handed back on free, so
-every temporary costs thousands of page faults: at 640×512 about 2,200 faults and 6–8 ms of a ~25 ms
-frame. Raising malloc's mmap and trim thresholds makes the freed blocks stay on the heap and serve
-the next frame's allocations instead. A thread other than the main one (the node's worker) allocates
-from its own arena, made of 64 MiB heaps that glibc unmaps as soon as they fall empty, whatever the
-trim threshold; a 64 MiB top pad keeps them (at 1280×1024, ≈ 2,800 faults per frame in a thread
-without it, none with it). The peak memory is unchanged (the same blocks are live at the peak); only
-the return of free memory to the kernel between frames stops.
+the temporaries are faulted in again every frame: at 640×512 about 2,800 page faults, 6–8 ms of a
+~25 ms frame (≈ 580 faults with the settings here). Raising malloc's mmap and trim thresholds makes
+the freed blocks stay on the heap and serve the next frame's allocations instead. A thread other
+than the main one (the node's worker) allocates from its own arena, made of 64 MiB heaps that glibc
+unmaps as soon as they fall empty, whatever the trim threshold; a 64 MiB top pad keeps them (at
+1280×1024, ≈ 2,800 faults per frame in a thread without it, none with it). The peak memory is
+unchanged (the same blocks are live at the peak); only the return of free memory to the kernel
+between frames stops.
 
 Other C libraries (musl, macOS, Windows) are left as they are.
 """
