@@ -7,7 +7,7 @@ the temporaries are faulted in again every frame: at 640×512 about 2,800 page f
 the freed blocks stay on the heap and serve the next frame's allocations instead. A thread other
 than the main one (the node's worker) allocates from its own arena, made of 64 MiB heaps that glibc
 unmaps as soon as they fall empty, whatever the trim threshold; a 64 MiB top pad keeps them (at
-1280×1024, ≈ 2,800 faults per frame in a thread without it, none with it). The peak memory is
+1280×1024, ≈ 2,800 faults per frame in a thread without it, a handful with it). The peak memory is
 unchanged (the same blocks are live at the peak); only the return of free memory to the kernel
 between frames stops.
 
