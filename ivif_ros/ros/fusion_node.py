@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import cv2
@@ -367,29 +368,25 @@ class FusionNode(Node):
         arena, whose pages a thread's first frame faults in (at 1280×1024 a pair warmed in another
         thread took ≈ 0.5 s on its first real frame, one warmed in the worker ≈ 65 ms).
         """
-        warm_up = None
-        if warmup_size is not None:
-            warm_up = {"size": warmup_size, "done": threading.Event(), "error": None}
-        worker = threading.Thread(target=self._run_worker, args=(warm_up,), name="fusion_worker", daemon=True)
+        warmed: Future | None = Future() if warmup_size is not None else None
+        worker = threading.Thread(target=self._run_worker, args=(warmup_size, warmed), name="fusion_worker",
+                                  daemon=True)
         worker.start()
-        if warm_up is not None:
-            warm_up["done"].wait()
-            if warm_up["error"] is not None:
-                raise warm_up["error"]
+        if warmed is not None:
+            warmed.result()  # raises what the warm-up raised
         return worker
 
-    def _run_worker(self, warm_up: dict[str, Any] | None = None) -> None:
-        """The worker loop (after the warm-up, if any); records why it ended when something escapes it
-        (the watchdog restarts it)."""
+    def _run_worker(self, warmup_size: list[float] | None = None, warmed: Future | None = None) -> None:
+        """The worker loop (after the warm-up, whose outcome goes to ``warmed``); records why it ended when
+        something escapes it (the watchdog restarts it)."""
         try:
-            if warm_up is not None:
+            if warmed is not None:
                 try:
-                    self._warm_up(warm_up["size"])
+                    self._warm_up(warmup_size)
                 except BaseException as exc:  # noqa: BLE001 - raised again by the constructor
-                    warm_up["error"] = exc
+                    warmed.set_exception(exc)
                     return
-                finally:
-                    warm_up["done"].set()
+                warmed.set_result(None)
                 while not self._setup_done.wait(timeout=0.1):
                     if self._stop.is_set():
                         return
